@@ -1,0 +1,163 @@
+"""The ``assistant`` command.
+
+Every user-facing failure (bad audio, missing model package, bad option) ends as one ``error:`` line and
+exit status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from assistant.config import AssistantConfig, ConfigError, load_config, parse_llm_spec
+
+EXIT_USER_ERROR = 2
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("models (defaults: the bundled offline models)")
+    group.add_argument("--config", type=Path, help="TOML file with [asr], [llm], [tts], [vad] tables")
+    group.add_argument("--llm", metavar="BACKEND[:MODEL]",
+                       help="llama-cpp:FILE.gguf | transformers:ID_OR_PATH | openai:BASE_URL#MODEL")
+    group.add_argument("--asr", metavar="BACKEND[:MODEL]",
+                       help="faster-whisper[:CT2_FOLDER] | openai-whisper:CHECKPOINT.pt")
+    group.add_argument("--tts", metavar="BACKEND[:VOICE]", help="piper[:VOICE.onnx] | espeak[:VOICE]")
+    group.add_argument("--device", help="cpu, cuda or auto for the ASR and LLM (default: auto)")
+    group.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                       help="any other option, e.g. --set llm.max_answer_tokens=60 (repeatable)")
+
+
+def build_config(args: argparse.Namespace) -> AssistantConfig:
+    config = load_config(args.config)
+    if args.llm:
+        parse_llm_spec(args.llm, config.llm)
+    if args.asr:
+        backend, _, model = args.asr.partition(":")
+        config.set("asr.backend", backend)
+        config.set("asr.model", model)
+    if args.tts:
+        backend, _, voice = args.tts.partition(":")
+        config.set("tts.backend", backend)
+        config.set("tts.voice", voice)
+    if args.device:
+        config.set("asr.device", args.device)
+        config.set("llm.device", args.device)
+    for assignment in args.set:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {assignment!r}: expected SECTION.FIELD=VALUE")
+        config.set(key.strip(), value.strip())
+    return config
+
+
+def command_ask(args: argparse.Namespace) -> int:
+    from assistant.ask import ask
+    from assistant.backends import load_stack
+    from audio.wavfile import read_audio, write_wav
+
+    config = build_config(args)
+    audio = read_audio(args.audio, max_seconds=config.max_question_seconds) if args.audio else None
+    stack = load_stack(config, progress=not args.quiet)
+    result = ask(stack, config, audio=audio, text=args.text)
+    if args.out and result.speech is not None:
+        write_wav(args.out, result.speech)
+    if args.json:
+        print(json.dumps({"question": result.question, "answer": result.answer, "clauses": result.clauses,
+                          "timings": result.timings, "load_seconds": stack.load_seconds,
+                          "out": str(args.out) if args.out else None}, indent=2))
+        return 0
+    print(f"question: {result.question}")
+    print(f"answer:   {result.answer}")
+    if args.out:
+        print(f"spoken answer written to {args.out}" if result.speech is not None else "the answer was empty: no audio written")
+    print("timings:  " + ", ".join(f"{k}={v:.3f}" for k, v in result.timings.items() if k.endswith("_s")))
+    return 0
+
+
+def command_models(args: argparse.Namespace) -> int:
+    from assistant import bundled
+    from assistant.backends import load_stack
+
+    print("bundled default models:")
+    missing = 0
+    for label, locate in bundled.BUNDLED.items():
+        try:
+            print(f"  {label:42s} {locate()}")
+        except bundled.MissingModelError as error:
+            missing += 1
+            print(f"  {label:42s} MISSING: {error}")
+    print("optional backends:")
+    for module, what, install in (("llama_cpp", "llama.cpp (fast GGUF path)", "pip install 'assistant[llama]'"),
+                                  ("transformers", "transformers", "pip install transformers"),
+                                  ("whisper", "openai-whisper", "pip install openai-whisper")):
+        from importlib.util import find_spec
+
+        state = "installed" if find_spec(module) else f"not installed ({install})"
+        print(f"  {what:42s} {state}")
+    try:
+        import torch
+
+        print(f"  {'torch':42s} {torch.__version__}, cuda {'available' if torch.cuda.is_available() else 'not available'}")
+    except ImportError:
+        print(f"  {'torch':42s} not installed")
+    if args.load:
+        config = build_config(args)
+        stack = load_stack(config, progress=True)
+        print("loaded: " + ", ".join(f"{role}={getattr(model, 'name', '?')}" for role, model in (
+            ("asr", stack.recognizer), ("llm", stack.language_model), ("tts", stack.synthesizer), ("vad", stack.vad))))
+    return 1 if missing else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistant", description="Full-duplex voice and vision assistant")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ask_parser = commands.add_parser("ask", help="answer one spoken or typed question")
+    source = ask_parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--audio", type=Path, help="the question as a WAV/FLAC/OGG file")
+    source.add_argument("--text", help="the question as text")
+    ask_parser.add_argument("--out", type=Path, help="write the spoken answer to this WAV file")
+    ask_parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    ask_parser.add_argument("--quiet", action="store_true", help="no loading progress on stderr")
+    _add_model_options(ask_parser)
+    ask_parser.set_defaults(handler=command_ask)
+
+    models_parser = commands.add_parser("models", help="show the installed models and backends")
+    models_parser.add_argument("--load", action="store_true", help="also load them and show load times")
+    _add_model_options(models_parser)
+    models_parser.set_defaults(handler=command_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    args = build_parser().parse_args(argv)
+    from assistant.ask import NoSpeechError
+    from assistant.bundled import MissingModelError
+    from audio.frames import AudioFormatError
+
+    try:
+        return args.handler(args)
+    except (AudioFormatError, ConfigError, MissingModelError, NoSpeechError, FileNotFoundError, ImportError,
+            ConnectionError) as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a model that raised: one line, the details on request
+        if args.debug:
+            raise
+        print(f"error: {type(error).__name__}: {error} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Every option of the assistant, typed, with its default, in one place.
+
+Options come from (later wins): these defaults, a TOML file (``--config``; one table per section, e.g.
+``[llm]``), environment variables ``ASSISTANT_<SECTION>_<FIELD>`` (e.g. ``ASSISTANT_LLM_MODEL``) and
+command-line flags. A model is swapped with one setting, e.g. ``--llm transformers:HuggingFaceTB/SmolLM2-1.7B-Instruct``
+or ``--llm openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful voice assistant. Your answers are spoken aloud, so answer in one to three short, "
+    "plain sentences, without lists, markdown or emojis.")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work; the message names the option and what it accepts."""
+
+
+@dataclass
+class ASRConfig:
+    backend: str = "faster-whisper"  # or "openai-whisper"
+    model: str = ""  # "" = bundled whisper tiny.en; faster-whisper: a CT2 folder; openai-whisper: a .pt file
+    device: str = "auto"  # auto picks cuda when torch sees a GPU
+    compute_type: str = "default"  # faster-whisper: int8, float16, ...
+    language: str = "en"
+    beam_size: int = 1
+
+
+@dataclass
+class LLMConfig:
+    backend: str = "llama-cpp"  # or "transformers", "openai"
+    model: str = ""  # "" = bundled SmolLM2-135M-Instruct GGUF; else a path, hub id or server model name
+    device: str = "auto"
+    base_url: str = "http://127.0.0.1:8000/v1"  # openai backend only
+    api_key: str = ""  # openai backend only; falls back to $OPENAI_API_KEY
+    context_tokens: int = 4096
+    gpu_layers: int = 0  # llama.cpp: layers to offload (-1 = all) when built with CUDA
+    max_answer_tokens: int = 120
+    temperature: float = 0.0
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+
+@dataclass
+class TTSConfig:
+    backend: str = "piper"  # or "espeak"
+    voice: str = ""  # "" = bundled en_US-joe-medium (piper) / "en-us" (espeak); piper: path to a .onnx voice
+    speed: float = 1.0  # >1 speaks faster
+
+
+@dataclass
+class VADConfig:
+    backend: str = "silero"  # or "webrtcvad"
+    threshold: float = 0.5
+
+
+@dataclass
+class AssistantConfig:
+    asr: ASRConfig = field(default_factory=ASRConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    tts: TTSConfig = field(default_factory=TTSConfig)
+    vad: VADConfig = field(default_factory=VADConfig)
+    max_question_seconds: float = 120.0
+
+    def set(self, dotted: str, value: Any) -> None:
+        """Set ``section.field`` (or a top-level field) from a string or typed value, checking the name."""
+        target, name = self, dotted
+        if "." in dotted:
+            section, name = dotted.split(".", 1)
+            target = getattr(self, section, None)
+            if not dataclasses.is_dataclass(target):
+                raise ConfigError(f"unknown config section {section!r}; sections: asr, llm, tts, vad")
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        if name not in fields:
+            raise ConfigError(f"unknown option {dotted!r}; known: {', '.join(sorted(fields))}")
+        current = getattr(target, name)
+        setattr(target, name, _coerce(dotted, value, current))
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    if dataclasses.is_dataclass(current):
+        raise ConfigError(f"{name} is a section; set its fields, e.g. {name}.model")
+    if not isinstance(value, str) or isinstance(current, str):
+        return value
+    try:
+        if isinstance(current, bool):
+            return value.lower() in ("1", "true", "yes", "on")
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+    except ValueError:
+        expected = "an integer" if isinstance(current, int) else "a number"
+        raise ConfigError(f"{name} must be {expected}, got {value!r}") from None
+    return value
+
+
+def parse_llm_spec(spec: str, config: LLMConfig) -> None:
+    """Apply ``BACKEND[:MODEL]``; for openai, MODEL is ``BASE_URL#MODEL_NAME``."""
+    backend, _, model = spec.partition(":")
+    if backend not in ("llama-cpp", "transformers", "openai"):
+        raise ConfigError(f"--llm {spec!r}: backend must be llama-cpp, transformers or openai")
+    config.backend = backend
+    if backend == "openai":
+        url, _, name = model.partition("#")
+        if not url or not name:
+            raise ConfigError(f"--llm {spec!r}: use openai:BASE_URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#my-model")
+        config.base_url, config.model = url, name
+    else:
+        config.model = model
+
+
+def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> AssistantConfig:
+    config = AssistantConfig()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML: {error}") from None
+        for key, value in data.items():
+            if isinstance(value, dict):
+                for inner, inner_value in value.items():
+                    _set_from(config, f"{key}.{inner}", inner_value, f"{path}")
+            else:
+                _set_from(config, key, value, f"{path}")
+    environ = os.environ if environ is None else environ
+    for section in ("asr", "llm", "tts", "vad"):
+        for option in dataclasses.fields(getattr(config, section)):
+            variable = f"ASSISTANT_{section.upper()}_{option.name.upper()}"
+            if variable in environ:
+                _set_from(config, f"{section}.{option.name}", environ[variable], variable)
+    return config
+
+
+def _set_from(config: AssistantConfig, dotted: str, value: Any, origin: str) -> None:
+    try:
+        config.set(dotted, value)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: {error}") from None

@@ -1,0 +1,74 @@
+"""Text to speech behind one interface: Piper (default, neural) and espeak-ng (fallback, formant).
+
+A synthesizer turns one clause into a stream of ``AudioFrame`` chunks (mono int16). Feeding it clause by
+clause (see ``audio.clauses``) is what lets speech start before the language model has finished.
+Adding a backend means writing one class with a ``synthesize`` generator.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from audio.frames import AudioFrame
+
+
+class SpeechSynthesizer(Protocol):
+    name: str
+    sample_rate: int
+
+    def synthesize(self, text: str) -> Iterator[AudioFrame]:
+        """Yield mono int16 chunks of ``text`` spoken. Blocking: run it in a worker thread."""
+
+
+class PiperSynthesizer:
+    def __init__(self, model_path: str | Path, config_path: str | Path | None = None, speed: float = 1.0,
+                 use_cuda: bool = False) -> None:
+        from piper import PiperVoice
+        from piper.config import SynthesisConfig
+
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise FileNotFoundError(f"Piper voice not found: {model_path}")
+        self.voice = PiperVoice.load(model_path, config_path=config_path, use_cuda=use_cuda)
+        self.sample_rate = int(self.voice.config.sample_rate)
+        self.name = f"piper:{model_path.stem}"
+        self._options = SynthesisConfig(length_scale=1.0 / speed if speed > 0 else None)
+
+    def synthesize(self, text: str) -> Iterator[AudioFrame]:
+        if not text.strip():
+            return
+        for chunk in self.voice.synthesize(text, syn_config=self._options):
+            yield AudioFrame(chunk.audio_int16_array, chunk.sample_rate)
+
+
+class EspeakSynthesizer:
+    """espeak-ng through its command line (Debian package ``espeak-ng``)."""
+
+    sample_rate = 22050
+
+    def __init__(self, voice: str = "en-us", speed: float = 1.0) -> None:
+        self.binary = shutil.which("espeak-ng")
+        if self.binary is None:
+            raise FileNotFoundError("espeak-ng is not installed: apt-get install espeak-ng")
+        self.voice = voice or "en-us"
+        self.words_per_minute = int(175 * speed)
+        self.name = f"espeak-ng:{self.voice}"
+
+    def synthesize(self, text: str) -> Iterator[AudioFrame]:
+        if not text.strip():
+            return
+        import soundfile
+
+        result = subprocess.run([self.binary, "--stdout", "-v", self.voice, "-s", str(self.words_per_minute),
+                                 "--", text], capture_output=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"espeak-ng failed: {result.stderr.decode(errors='replace').strip()}")
+        samples, rate = soundfile.read(io.BytesIO(result.stdout), dtype="int16")
+        yield AudioFrame(np.asarray(samples), int(rate))

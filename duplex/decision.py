@@ -1,0 +1,47 @@
+"""The listener's verdict on one stretch of incoming speech: VITA's state tokens.
+
+``<1>`` a spoken query for the assistant, ``<2>`` noise or talk not meant for it (coughs, music,
+backchannels, the assistant's own echo, speech to someone else), ``<3>`` a typed query.
+A ``StateDecider`` looks at the evidence of one segment and returns a ``StateDecision``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from audio.asr import Transcript
+
+
+class StateToken(str, enum.Enum):
+    QUERY = "<1>"
+    IGNORE = "<2>"
+    TEXT_QUERY = "<3>"
+
+
+@dataclass(frozen=True)
+class SegmentEvidence:
+    """Everything known about one speech segment when the decision is made."""
+
+    audio_16k: np.ndarray  # float32 mono, the segment as heard (after echo cancellation, if any)
+    transcript: Transcript
+    speech_probabilities: np.ndarray  # Silero/webrtcvad per-frame probabilities over the segment
+    assistant_speaking: bool  # the assistant's voice was playing during the segment
+    assistant_text: str = ""  # what the assistant was saying around then (for the own-voice check)
+    conversation_tail: tuple[str, ...] = field(default_factory=tuple)  # last few messages, oldest first
+    visual_context: str = ""  # a short description of what the camera sees, if anything
+
+
+@dataclass(frozen=True)
+class StateDecision:
+    token: StateToken
+    query_probability: float  # calibrated P(query); 1.0 for typed text
+    reason: str  # short, human-readable: shown in the UI and the event log
+
+
+class StateDecider(Protocol):
+    def decide(self, evidence: SegmentEvidence) -> StateDecision:
+        """Blocking (may run a model): call it from a worker thread."""

@@ -1,0 +1,182 @@
+"""Everything that flows through a session is a small typed event with a timestamp.
+
+Two classes of event: *data* (audio, tokens, transcripts) flows in order through bounded queues, and
+*control* (``control = True``: duck, resume, interrupt) overtakes queued data, the way pipecat's system
+frames do, so an interruption never waits behind audio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from audio.frames import AudioFrame
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    time: float  # seconds on the session's clock when the event was created
+    control: ClassVar[bool] = False
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_log(self) -> dict[str, Any]:
+        """A JSON-ready summary: audio becomes its duration, everything else is kept as is."""
+        record: dict[str, Any] = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, AudioFrame):
+                record[f.name + "_s"] = round(value.duration, 4)
+            elif isinstance(value, float):
+                record[f.name] = round(value, 4)
+            elif isinstance(value, tuple):
+                record[f.name] = list(value)
+            else:
+                record[f.name] = value.value if hasattr(value, "value") else value
+        return record
+
+
+# --- user side -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class UserAudio(Event):
+    frame: AudioFrame  # 16 kHz mono int16
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeechStarted(Event):
+    onset: float  # when the voice began (earlier than ``time``, when the VAD was sure)
+    segment_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeechEnded(Event):
+    onset: float
+    end: float  # the last voiced sample
+    segment_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserTranscript(Event):
+    segment_id: int
+    text: str
+    final: bool
+    no_speech_prob: float = 0.0
+    avg_logprob: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextMessage(Event):
+    text: str  # typed by the user
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateDecided(Event):
+    worker: str
+    segment_id: int  # -1 for typed text
+    token: str  # "<1>", "<2>" or "<3>"
+    query_probability: float
+    reason: str
+    text: str
+    interim: bool = False  # decided on the first part of a segment that is still going on
+    assistant_speaking: bool = False
+    decide_ms: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisionContext(Event):
+    description: str  # what the camera shows, as text the language model can read
+    frames: int = 1
+
+
+# --- assistant side --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class TurnStarted(Event):
+    worker: str
+    turn_id: int
+    question: str
+    from_time: float  # end of the user's speech (or time of the typed message) being answered
+
+
+@dataclass(frozen=True, kw_only=True)
+class LLMToken(Event):
+    worker: str
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssistantAudio(Event):
+    worker: str
+    turn_id: int
+    frame: AudioFrame  # mono int16 at the synthesizer's rate
+    text: str  # the clause this audio speaks
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaybackStarted(Event):
+    turn_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaybackStopped(Event):
+    turn_id: int
+    played_s: float
+    reason: str  # "finished", "interrupted", "paused"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnEnded(Event):
+    worker: str
+    turn_id: int
+    status: str  # "completed", "interrupted" or "failed"
+    answer: str  # the whole answer the model wrote
+    spoken: str  # the part the user actually heard
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandOff(Event):
+    speaker: str  # the worker that now answers
+    listener: str  # the worker that now listens
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorEvent(Event):
+    worker: str
+    message: str
+    recovered: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metric(Event):
+    name: str  # e.g. "loop_lag_ms"
+    value: float
+
+
+# --- control: these overtake queued data ----------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Duck(Event):
+    control: ClassVar[bool] = True
+    turn_id: int
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resume(Event):
+    control: ClassVar[bool] = True
+    turn_id: int
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interrupt(Event):
+    control: ClassVar[bool] = True
+    turn_id: int
+    reason: str
+    played_s: float = 0.0

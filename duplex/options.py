@@ -1,0 +1,28 @@
+"""The duplex core's options, typed, with their defaults in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class DuplexOptions:
+    # Voice activity: the onset needs ``vad_start_frames`` frames (32 ms each for Silero) above the threshold.
+    vad_start_threshold: float = 0.5
+    vad_end_threshold: float = 0.35
+    vad_start_frames: int = 3
+    pre_roll_s: float = 0.3  # audio kept before the onset so the first syllable reaches the ASR
+    # End of the user's turn: a short silence ends a segment whose transcript reads as complete; an
+    # unfinished one ("I want to book... um...") waits for the long silence before the assistant takes the floor.
+    short_silence_s: float = 0.25
+    long_silence_s: float = 1.2
+    max_segment_s: float = 20.0
+    min_segment_s: float = 0.2  # shorter bursts (a click, a tap) are not segments
+    # While the assistant speaks: what the user's speech onset does to its voice (0 pauses; 0.3 plays on quietly)
+    duck_gain: float = 0.0
+    interim_decision_s: float = 1.0  # decide on a long segment before it ends, every this many seconds
+    # Answers
+    history_token_budget: int = 1500
+    llm_stall_s: float = 15.0  # no token for this long: the worker is declared hung and restarted
+    apology: str = "Sorry, something went wrong on my side. Could you say that again?"
+    output_sample_rate: int = 48000

@@ -1,0 +1,463 @@
+"""A full-duplex conversation: two workers, one event bus, one playback queue.
+
+Flow of one stretch of user speech:
+  push_audio -> (thread) resample + VAD -> segmenter -> SpeechStarted -> duck the assistant's voice
+  -> short silence -> (listener's thread) ASR -> does the transcript read finished? if not, wait longer
+  -> (listener's thread) state decision -> <1>: interrupt the speaker, cut history to what was heard,
+     the listener answers and the other worker listens (HandOff); <2>: resume the voice where it paused.
+A typed message (``push_text``) is decided ``<3>`` and takes the floor the same way.
+
+Transports only call ``push_audio``, ``push_text`` and ``output.read``; they never see the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from audio.frames import AudioFrame, StreamResampler, to_int16
+from audio.vad import VAD_SAMPLE_RATE, SpeechSegmenter, VoiceActivityDetector
+from duplex.bus import EventBus, EventLog
+from duplex.clock import Clock, RealClock
+from duplex.conversation import Conversation
+from duplex.decision import SegmentEvidence, StateDecider, StateDecision, StateToken
+from duplex.events import (
+    Duck, ErrorEvent, Event, HandOff, Interrupt, Metric, PlaybackStopped, Resume, SpeechEnded, SpeechStarted,
+    StateDecided, TextMessage, TurnEnded, TurnStarted, UserTranscript,
+)
+from duplex.llm import GenerationOptions
+from duplex.options import DuplexOptions
+from duplex.playback import PlaybackBuffer, heard_text
+from duplex.turn_end import turn_looks_complete
+from duplex.worker import Worker, WorkerModels
+
+LISTENER_TIMEOUT_S = 20.0  # ASR + decision on one segment; past this the listener is declared hung
+
+
+@dataclass
+class _Segment:
+    id: int
+    onset: float
+    listener: Worker
+    audio: list[np.ndarray]
+    probabilities: list[float]
+    overlapped_assistant: bool
+    pause_at: float | None = None  # set while the user is silent after speaking
+    closed: bool = False
+    interim_running: bool = False
+    interim_at: float = 0.0
+    released: bool = False  # an interim decision judged it not a query: the assistant's voice went on
+    early_interrupt: bool = False
+
+    def samples(self) -> np.ndarray:
+        return np.concatenate(self.audio).astype(np.float32) / 32768.0 if self.audio else np.zeros(0, np.float32)
+
+
+@dataclass
+class _OpenTurn:
+    turn_id: int
+    worker: Worker
+    question: str
+    from_time: float
+    closed: bool = False
+
+
+class DuplexSession:
+    def __init__(self, models: WorkerModels | Sequence[WorkerModels], decider: StateDecider,
+                 vad_factory: Callable[[], VoiceActivityDetector], options: DuplexOptions | None = None,
+                 system_prompt: str = "You are a helpful voice assistant. Answer briefly.",
+                 generation: GenerationOptions | None = None, clock: Clock | None = None,
+                 event_log: EventLog | None = None) -> None:
+        self.options = options or DuplexOptions()
+        self.clock = clock or RealClock()
+        self.bus = EventBus()
+        self.event_log = event_log
+        if event_log is not None:
+            self.bus.add_listener(event_log)
+        self.bus.add_listener(self._on_event)
+        self.decider = decider
+        self.output = PlaybackBuffer(self.options.output_sample_rate, self.clock, self.bus.publish,
+                                     self.options.duck_gain)
+        self.conversation = Conversation(system_prompt, self.options.history_token_budget)
+        pair = [models, models] if isinstance(models, WorkerModels) else list(models)
+        if len(pair) != 2:
+            raise ValueError("a duplex session takes one WorkerModels (shared) or a pair (one per worker)")
+        generation = generation or GenerationOptions()
+        self.workers = [Worker(name, m, self.bus, self.clock, self.output, generation, self.options.llm_stall_s)
+                        for name, m in zip("AB", pair)]
+        self.listener: Worker = self.workers[0]
+        self.speaker: Worker | None = None
+        self._turn: _OpenTurn | None = None
+        self._turn_counter = 0
+        self._segment_counter = 0
+        self._segment: _Segment | None = None
+        self.vad = vad_factory()
+        opts = self.options
+        self._frame_s = self.vad.frame_samples / VAD_SAMPLE_RATE
+        self._segmenter = SpeechSegmenter(self._frame_s, opts.vad_start_threshold, opts.vad_end_threshold,
+                                          opts.vad_start_frames, opts.short_silence_s)
+        self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, int(opts.pre_roll_s / self._frame_s)))
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._resamplers: dict[int, StreamResampler] = {}
+        self._stream_time: float | None = None
+        self._input: asyncio.Queue[AudioFrame] = asyncio.Queue(maxsize=500)  # 10 s of 20 ms frames
+        self._vad_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
+        self._tasks: set[asyncio.Task] = set()
+        self._main_tasks: list[asyncio.Task] = []
+        self.dropped_input_frames = 0
+        self.loop_lag_ms: list[float] = []
+        self.closed = False
+
+    # --- life cycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.bus.bind_loop(asyncio.get_running_loop())
+        self._main_tasks = [asyncio.create_task(self._input_loop(), name="session-input")]
+        if isinstance(self.clock, RealClock):
+            self._main_tasks.append(asyncio.create_task(self._watch_loop_lag(), name="loop-lag"))
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for task in [*self._main_tasks, *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._main_tasks, *self._tasks, return_exceptions=True)
+        for worker in self.workers:
+            worker.close()
+        self._vad_executor.shutdown(wait=False, cancel_futures=True)
+        if self.event_log is not None:
+            self.event_log.close()
+
+    async def __aenter__(self) -> DuplexSession:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # --- what transports call ----------------------------------------------------------------------
+
+    def push_audio(self, frame: AudioFrame) -> None:
+        """Microphone audio at any rate, mono or stereo. Never blocks; drops (and counts) on overload."""
+        try:
+            self._input.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.dropped_input_frames += 1
+
+    def push_text(self, text: str) -> None:
+        """A typed message: decided ``<3>`` and answered at once, interrupting like speech."""
+        text = text.strip()
+        if text:
+            self._spawn(self._typed(text))
+
+    @property
+    def history(self) -> list:
+        return self.conversation.turns
+
+    # --- input: VAD and segments -----------------------------------------------------------------
+
+    async def _input_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            frame = await self._input.get()
+            if self._stream_time is None:
+                self._stream_time = self.clock.now() - frame.duration
+            frames = await loop.run_in_executor(self._vad_executor, self._analyse, frame)
+            for samples, probability in frames:
+                self._on_vad_frame(samples, probability)
+
+    def _analyse(self, frame: AudioFrame) -> list[tuple[np.ndarray, float]]:
+        """(VAD thread) resample to 16 kHz mono and score each complete VAD frame."""
+        mono = frame.mono_float32()
+        if frame.sample_rate != VAD_SAMPLE_RATE:
+            resampler = self._resamplers.setdefault(frame.sample_rate,
+                                                    StreamResampler(frame.sample_rate, VAD_SAMPLE_RATE))
+            mono = resampler.process(mono)
+        self._pending = np.concatenate([self._pending, to_int16(mono)])
+        size = self.vad.frame_samples
+        out = []
+        while len(self._pending) >= size:
+            chunk, self._pending = self._pending[:size], self._pending[size:]
+            out.append((chunk, self.vad.speech_probability(chunk)))
+        return out
+
+    def _on_vad_frame(self, samples: np.ndarray, probability: float) -> None:
+        frame_time = self._stream_time
+        self._stream_time += self._frame_s
+        segment = self._segment
+        if segment is not None:
+            segment.audio.append(samples)
+            segment.probabilities.append(probability)
+            segment.overlapped_assistant |= self.output.speaking
+        else:
+            self._pre_roll.append(samples)
+        event = self._segmenter.push(probability, frame_time)
+        if event is not None and event.kind == "speech_start":
+            self._on_speech_start(event.time)
+        elif event is not None and event.kind == "speech_end" and segment is not None and not segment.closed:
+            segment.pause_at = event.time
+            self._spawn(self._on_pause(segment, event.time))
+        segment = self._segment
+        if segment is None or segment.closed:
+            return
+        length = self._stream_time - segment.onset
+        if length >= self.options.max_segment_s:
+            segment.pause_at = self._stream_time
+            self._spawn(self._finalize(segment, None))
+        elif (segment.overlapped_assistant and not segment.released and not segment.interim_running
+              and segment.pause_at is None and length - segment.interim_at >= self.options.interim_decision_s):
+            segment.interim_running, segment.interim_at = True, length
+            self._spawn(self._interim(segment))
+
+    def _on_speech_start(self, onset: float) -> None:
+        now = self.clock.now()
+        segment = self._segment
+        if segment is not None and not segment.closed and segment.pause_at is not None:
+            segment.pause_at = None  # the user went on after a pause: same turn, keep listening
+            return
+        self._segment_counter += 1
+        assistant_busy = self.output.speaking or any(w.answering for w in self.workers)
+        self._segment = _Segment(self._segment_counter, onset, self.listener, list(self._pre_roll), [],
+                                 assistant_busy)
+        self._pre_roll.clear()
+        self.bus.publish(SpeechStarted(time=now, onset=onset, segment_id=self._segment_counter))
+        if assistant_busy and not self.output.ducked:
+            self.output.duck()
+            self.bus.publish(Duck(time=self.clock.now(), turn_id=self._turn.turn_id if self._turn else -1,
+                                  reason="user speech onset"))
+
+    async def _on_pause(self, segment: _Segment, pause_at: float) -> None:
+        """After a short silence: end the turn now if it reads finished, else give the user longer."""
+        if pause_at - segment.onset < self.options.min_segment_s:
+            await self._finalize(segment, None, reason="too short to be speech")
+            return
+        transcript = await self._transcribe(segment)
+        if transcript is None or segment.closed or segment.pause_at != pause_at:
+            return  # the listener failed, or the user went on speaking meanwhile
+        finished = (turn_looks_complete(transcript.text) or transcript.looks_like_noise
+                    or segment.overlapped_assistant)
+        if not finished:
+            self.bus.publish(UserTranscript(time=self.clock.now(), segment_id=segment.id, text=transcript.text,
+                                            final=False, no_speech_prob=transcript.no_speech_prob,
+                                            avg_logprob=transcript.avg_logprob))
+            wait = pause_at + self.options.long_silence_s - self._stream_time
+            await self.clock.sleep(max(0.0, wait))
+            if segment.closed or segment.pause_at != pause_at:
+                return
+        await self._finalize(segment, transcript)
+
+    async def _transcribe(self, segment: _Segment):
+        try:
+            return await asyncio.wait_for(segment.listener.transcribe(segment.samples()), LISTENER_TIMEOUT_S)
+        except Exception as error:  # a hung or failing ASR: restart that worker, tell the user
+            await self._listener_failed(segment.listener, error)
+            return None
+
+    async def _interim(self, segment: _Segment) -> None:
+        """Decide on a long segment that overlaps the assistant's voice before it ends."""
+        try:
+            transcript = await self._transcribe(segment)
+            if transcript is None or segment.closed:
+                return
+            decision = await self._decide(segment, transcript, interim=True)
+            if segment.closed or decision is None:
+                return
+            if decision.token is StateToken.IGNORE:
+                segment.released = True
+                self._resume_output("interim decision: not a query")
+            elif decision.query_probability >= 0.8 and self._turn is not None:
+                segment.early_interrupt = True
+                self._interrupt_turn("user query (interim decision)")
+        finally:
+            segment.interim_running = False
+
+    async def _finalize(self, segment: _Segment, transcript, reason: str = "") -> None:
+        if segment.closed:
+            return
+        segment.closed = True
+        if self._segment is segment:
+            self._segment = None
+        end = segment.pause_at if segment.pause_at is not None else self._stream_time
+        self.bus.publish(SpeechEnded(time=self.clock.now(), onset=segment.onset, end=end, segment_id=segment.id))
+        if transcript is None and not reason:
+            transcript = await self._transcribe(segment)
+            if transcript is None:
+                return
+        if transcript is None:
+            decision = StateDecision(StateToken.IGNORE, 0.0, reason)
+            self._publish_decision(segment, decision, "", False, 0.0)
+        else:
+            self.bus.publish(UserTranscript(time=self.clock.now(), segment_id=segment.id, text=transcript.text,
+                                            final=True, no_speech_prob=transcript.no_speech_prob,
+                                            avg_logprob=transcript.avg_logprob))
+            decision = await self._decide(segment, transcript)
+        if decision is not None and decision.token is StateToken.QUERY:
+            self._take_floor(segment.listener, transcript.text, end)
+        elif self._segment is None:
+            self._resume_output("not a query")
+
+    async def _decide(self, segment: _Segment, transcript, interim: bool = False) -> StateDecision | None:
+        evidence = SegmentEvidence(
+            audio_16k=segment.samples(), transcript=transcript,
+            speech_probabilities=np.asarray(segment.probabilities, dtype=np.float32),
+            assistant_speaking=segment.overlapped_assistant, assistant_text=self.output.current_text()
+            or (self._turn.worker.answer_text if self._turn else ""),
+            conversation_tail=self.conversation.tail())
+        started = time.perf_counter()
+        try:
+            decision = await asyncio.wait_for(segment.listener.decide(self.decider, evidence), LISTENER_TIMEOUT_S)
+        except Exception as error:
+            await self._listener_failed(segment.listener, error)
+            return None
+        self._publish_decision(segment, decision, transcript.text, interim, (time.perf_counter() - started) * 1000)
+        return decision
+
+    def _publish_decision(self, segment: _Segment, decision: StateDecision, text: str, interim: bool,
+                          decide_ms: float) -> None:
+        self.bus.publish(StateDecided(
+            time=self.clock.now(), worker=segment.listener.name, segment_id=segment.id, token=decision.token.value,
+            query_probability=decision.query_probability, reason=decision.reason, text=text, interim=interim,
+            assistant_speaking=segment.overlapped_assistant, decide_ms=decide_ms))
+
+    async def _typed(self, text: str) -> None:
+        now = self.clock.now()
+        self.bus.publish(TextMessage(time=now, text=text))
+        self.bus.publish(StateDecided(time=now, worker=self.listener.name, segment_id=-1,
+                                      token=StateToken.TEXT_QUERY.value, query_probability=1.0,
+                                      reason="typed message", text=text))
+        self._take_floor(self.listener, text, now, typed=True)
+
+    # --- turns: interrupt, hand-off, answer ------------------------------------------------------
+
+    def _resume_output(self, reason: str) -> None:
+        if self.output.ducked:
+            self.output.resume()
+            self.bus.publish(Resume(time=self.clock.now(), turn_id=self._turn.turn_id if self._turn else -1,
+                                    reason=reason))
+
+    def _interrupt_turn(self, reason: str) -> None:
+        turn = self._turn
+        if turn is None or turn.closed:
+            return
+        turn.closed = True
+        turn.worker.cancel_answer()
+        playback = self.output.interrupt(turn.turn_id)
+        spoken = heard_text(playback)
+        self.conversation.add_assistant(spoken, self.clock.now(), interrupted=True)
+        now = self.clock.now()
+        self.bus.publish(Interrupt(time=now, turn_id=turn.turn_id, reason=reason,
+                                   played_s=playback.played_samples / self.output.sample_rate))
+        self.bus.publish(TurnEnded(time=now, worker=turn.worker.name, turn_id=turn.turn_id, status="interrupted",
+                                   answer=turn.worker.answer_text, spoken=spoken))
+
+    def _take_floor(self, worker: Worker, question: str, from_time: float, typed: bool = False) -> None:
+        """``worker`` heard a query: stop whatever is being said, then it answers and the other listens."""
+        self._interrupt_turn("typed message" if typed else "user query")
+        other = self.workers[1] if worker is self.workers[0] else self.workers[0]
+        if self.speaker is not worker or self.listener is not other:
+            self.speaker, self.listener = worker, other
+            self.bus.publish(HandOff(time=self.clock.now(), speaker=worker.name, listener=other.name,
+                                     reason="typed message" if typed else "query heard"))
+        self.output.resume()
+        self.conversation.add_user(question, from_time, typed=typed)
+        self._turn_counter += 1
+        self._turn = _OpenTurn(self._turn_counter, worker, question, from_time)
+        self.bus.publish(TurnStarted(time=self.clock.now(), worker=worker.name, turn_id=self._turn_counter,
+                                     question=question, from_time=from_time))
+        worker.start_answer(self._turn_counter, self.conversation.messages(), self._answer_done)
+
+    def _answer_done(self, worker: Worker, turn_id: int, task: asyncio.Task) -> None:
+        turn = self._turn
+        if task.cancelled() or turn is None or turn.turn_id != turn_id or turn.closed:
+            return
+        error = task.exception()
+        if error is not None:
+            self._spawn(self._recover(worker, turn, error))
+        elif self.output.turn(turn_id).enqueued_samples == 0:  # nothing to say (an empty answer)
+            self._close_turn(turn, "completed")
+
+    def _on_event(self, event: Event) -> None:
+        """Bus listener: a turn is complete when its audio has finished playing."""
+        if isinstance(event, PlaybackStopped) and event.reason == "finished":
+            turn = self._turn
+            if turn is not None and turn.turn_id == event.turn_id and not turn.closed:
+                self._close_turn(turn, "completed")
+
+    def _close_turn(self, turn: _OpenTurn, status: str) -> None:
+        turn.closed = True
+        answer = turn.worker.answer_text.strip()
+        self.conversation.add_assistant(answer, self.clock.now())
+        self.bus.publish(TurnEnded(time=self.clock.now(), worker=turn.worker.name, turn_id=turn.turn_id,
+                                   status=status, answer=answer, spoken=answer))
+
+    # --- faults ------------------------------------------------------------------------------------
+
+    async def _recover(self, worker: Worker, turn: _OpenTurn, error: BaseException) -> None:
+        turn.closed = True
+        playback = self.output.interrupt(turn.turn_id)
+        spoken = heard_text(playback)
+        now = self.clock.now()
+        self.bus.publish(ErrorEvent(time=now, worker=worker.name, message=f"{type(error).__name__}: {error}",
+                                    recovered=True))
+        self.bus.publish(TurnEnded(time=now, worker=worker.name, turn_id=turn.turn_id, status="failed",
+                                   answer=worker.answer_text, spoken=spoken))
+        if spoken:
+            self.conversation.add_assistant(spoken, now, interrupted=True)
+        worker.restart()
+        await self._apologise(worker)
+
+    async def _listener_failed(self, worker: Worker, error: BaseException) -> None:
+        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        self.bus.publish(ErrorEvent(time=self.clock.now(), worker=worker.name, message=message, recovered=True))
+        worker.restart()
+        if not self.output.speaking:
+            await self._apologise(worker)
+
+    async def _apologise(self, worker: Worker) -> None:
+        self._turn_counter += 1
+        turn_id = self._turn_counter
+        try:
+            await worker.speak(turn_id, self.options.apology)
+        except Exception as error:  # even the voice failed: say so in the log, stay up
+            self.bus.publish(ErrorEvent(time=self.clock.now(), worker=worker.name,
+                                        message=f"apology failed: {error}", recovered=False))
+        self.output.finish_turn(turn_id)
+        self.conversation.add_assistant(self.options.apology, self.clock.now())
+
+    # --- housekeeping ------------------------------------------------------------------------------
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and not self.closed:
+            error = task.exception()
+            self.bus.publish(ErrorEvent(time=self.clock.now(), worker="session",
+                                        message=f"{type(error).__name__}: {error}", recovered=True))
+
+    async def _watch_loop_lag(self, interval: float = 0.02) -> None:
+        """Measure how late the event loop wakes up: the figure that says whether models block it."""
+        report_at = time.perf_counter() + 5.0
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(interval)
+            lag_ms = (time.perf_counter() - start - interval) * 1000
+            self.loop_lag_ms.append(lag_ms)
+            if len(self.loop_lag_ms) > 30000:
+                del self.loop_lag_ms[:10000]
+            if time.perf_counter() >= report_at:
+                report_at += 5.0
+                recent = sorted(self.loop_lag_ms[-250:])
+                self.bus.publish(Metric(time=self.clock.now(), name="loop_lag_p99_ms",
+                                        value=recent[int(0.99 * (len(recent) - 1))]))

@@ -1,0 +1,157 @@
+"""One of the session's two model workers. It either listens (transcribe, decide) or speaks (answer).
+
+Both workers may hold the same loaded models (the default: memory does not double) or each its own copy
+(``separate_models``: for two GPUs). Each has its own threads and its own in-flight answer, so one can
+decide on the user's speech while the other is still generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from audio.asr import SpeechRecognizer, Transcript
+from audio.clauses import ClauseChunker
+from audio.tts import SpeechSynthesizer
+from duplex.bus import EventBus
+from duplex.clock import Clock
+from duplex.decision import SegmentEvidence, StateDecider, StateDecision
+from duplex.events import AssistantAudio, LLMToken
+from duplex.llm import ChatMessage, GenerationOptions, LanguageModel
+from duplex.playback import PlaybackBuffer
+from duplex.threads import iterate_in_thread
+
+
+@dataclass
+class WorkerModels:
+    """The models a worker uses, through their interfaces only."""
+
+    recognizer: SpeechRecognizer
+    language_model: LanguageModel
+    synthesizer: SpeechSynthesizer
+
+
+class WorkerStalled(RuntimeError):
+    pass
+
+
+class Worker:
+    def __init__(self, name: str, models: WorkerModels, bus: EventBus, clock: Clock, output: PlaybackBuffer,
+                 generation: GenerationOptions, stall_seconds: float) -> None:
+        self.name = name
+        self.models = models
+        self.bus, self.clock, self.output = bus, clock, output
+        self.generation = generation
+        self.stall_seconds = stall_seconds
+        self._executor = self._new_executor()
+        self.answer_task: asyncio.Task | None = None
+        self.turn_id: int | None = None
+        self.answer_text = ""
+        self._cancel = threading.Event()
+        self.restarts = 0
+
+    def _new_executor(self) -> ThreadPoolExecutor:
+        # LLM stream, TTS and ASR can each be busy at once; three threads keep them from queueing.
+        return ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"worker-{self.name}")
+
+    # --- listening -------------------------------------------------------------------------------
+
+    async def transcribe(self, audio_16k: np.ndarray) -> Transcript:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.models.recognizer.transcribe, audio_16k)
+
+    async def decide(self, decider: StateDecider, evidence: SegmentEvidence) -> StateDecision:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, decider.decide, evidence)
+
+    # --- speaking --------------------------------------------------------------------------------
+
+    @property
+    def answering(self) -> bool:
+        return self.answer_task is not None and not self.answer_task.done()
+
+    def start_answer(self, turn_id: int, messages: list[ChatMessage],
+                     on_done: Callable[[Worker, int, asyncio.Task], None]) -> asyncio.Task:
+        self.turn_id, self.answer_text = turn_id, ""
+        self._cancel = threading.Event()
+        task = asyncio.create_task(self._answer(turn_id, messages, self._cancel), name=f"answer-{self.name}-{turn_id}")
+        task.add_done_callback(lambda t: on_done(self, turn_id, t))
+        self.answer_task = task
+        return task
+
+    def cancel_answer(self) -> None:
+        """Stop generating and synthesising now (the playback buffer drops what was queued)."""
+        self._cancel.set()
+        if self.answer_task is not None and not self.answer_task.done():
+            self.answer_task.cancel()
+
+    async def _answer(self, turn_id: int, messages: list[ChatMessage], cancel: threading.Event) -> str:
+        clauses: asyncio.Queue[str | None] = asyncio.Queue()
+        speaker = asyncio.create_task(self._speak_clauses(turn_id, clauses, cancel))
+        chunker = ClauseChunker()
+        try:
+            tokens = iterate_in_thread(
+                lambda: self.models.language_model.stream_chat(messages, self.generation, cancel),
+                self._executor, cancel)
+            while True:
+                try:
+                    piece = await asyncio.wait_for(anext(tokens), timeout=self.stall_seconds)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    raise WorkerStalled(f"the language model gave no token for {self.stall_seconds:g} s") from None
+                self.answer_text += piece
+                self.bus.publish(LLMToken(time=self.clock.now(), worker=self.name, turn_id=turn_id, text=piece))
+                for clause in chunker.push(piece):
+                    clauses.put_nowait(clause)
+            await tokens.aclose()
+            for clause in chunker.flush():
+                clauses.put_nowait(clause)
+            clauses.put_nowait(None)
+            await speaker
+        except BaseException:
+            cancel.set()
+            speaker.cancel()
+            raise
+        finally:
+            if not cancel.is_set():
+                self.output.finish_turn(turn_id)
+        return self.answer_text
+
+    async def _speak_clauses(self, turn_id: int, clauses: asyncio.Queue, cancel: threading.Event) -> None:
+        while (clause := await clauses.get()) is not None:
+            await self.speak(turn_id, clause, cancel)
+
+    async def speak(self, turn_id: int, text: str, cancel: threading.Event | None = None) -> float:
+        """Synthesise ``text`` into the output queue; returns the seconds of audio queued."""
+        rate = self.output.sample_rate
+        seconds = 0.0
+
+        def chunks():
+            for chunk in self.models.synthesizer.synthesize(text):
+                yield chunk.convert(sample_rate=rate, channels=1, dtype=np.int16)  # resample off the loop
+
+        async for frame in iterate_in_thread(chunks, self._executor, cancel):
+            self.output.enqueue(turn_id, frame, text)
+            seconds += frame.duration
+            self.bus.publish(AssistantAudio(time=self.clock.now(), worker=self.name, turn_id=turn_id,
+                                            frame=frame, text=text))
+        return seconds
+
+    # --- faults ----------------------------------------------------------------------------------
+
+    def restart(self) -> None:
+        """Abandon threads that may be stuck in a model call and start afresh (history lives in the session)."""
+        self.cancel_answer()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._new_executor()
+        self.restarts += 1
+
+    def close(self) -> None:
+        self.cancel_answer()
+        self._executor.shutdown(wait=False, cancel_futures=True)

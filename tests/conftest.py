@@ -1,0 +1,53 @@
+"""Shared fixtures. Each real model is loaded once per test session (CI has 2 cores and a time limit)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_QUESTION = REPO_ROOT / "assistant" / "samples" / "question.wav"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    from assistant.recordings import find_data_dir
+
+    found = find_data_dir()
+    if found is None:
+        pytest.skip("the shared recordings (../shared/data/audio) are not beside this checkout")
+    return found
+
+
+@pytest.fixture(scope="session")
+def config():
+    from assistant.config import AssistantConfig
+
+    return AssistantConfig()
+
+
+@pytest.fixture(scope="session")
+def stack(config):
+    from assistant.backends import load_stack
+
+    return load_stack(config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def recognizer(stack):
+    return stack.recognizer
+
+
+@pytest.fixture(scope="session")
+def synthesizer(stack):
+    return stack.synthesizer
+
+
+@pytest.fixture(scope="session")
+def language_model(stack):
+    return stack.language_model

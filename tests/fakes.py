@@ -1,0 +1,109 @@
+"""Fast stand-ins for the models, for unit tests of the duplex core's logic (real models are tested
+elsewhere). 'Speech' here is a tone burst; its pitch says which words it carries."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from audio.asr import Transcript, TranscriptSegment
+from audio.frames import AudioFrame, rms_dbfs
+from duplex.decision import StateDecision, StateToken
+
+WORDS_BY_PITCH = {300: "What is the weather like today?", 400: "Tell me a joke please.", 500: "uh-huh",
+                  600: "I want to book", 700: "a table for two."}
+
+
+def tone_speech(pitch: int, seconds: float, rate: int = 16000, level: float = 0.3) -> AudioFrame:
+    t = np.arange(int(seconds * rate)) / rate
+    return AudioFrame((level * np.sin(2 * np.pi * pitch * t)).astype(np.float32), rate)
+
+
+class EnergyVad:
+    name = "energy"
+    frame_samples = 512
+
+    def speech_probability(self, frame: np.ndarray) -> float:
+        return 1.0 if rms_dbfs(frame) > -35 else 0.0
+
+    def reset(self) -> None:
+        pass
+
+
+class PitchRecognizer:
+    """Maps each voiced 100 ms window's pitch to the words of ``WORDS_BY_PITCH``."""
+
+    name = "pitch"
+
+    def __init__(self, delay_s: float = 0.02) -> None:
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def transcribe(self, audio_16k: np.ndarray) -> Transcript:
+        time.sleep(self.delay_s)
+        self.calls += 1
+        texts: list[str] = []
+        for start in range(0, len(audio_16k) - 1600 + 1, 1600):
+            window = audio_16k[start:start + 1600]
+            if rms_dbfs(window) < -35:
+                continue
+            spectrum = np.abs(np.fft.rfft(window))
+            pitch = int(round(np.fft.rfftfreq(1600, 1 / 16000)[np.argmax(spectrum)] / 100.0) * 100)
+            text = WORDS_BY_PITCH.get(pitch, "")
+            if text and (not texts or texts[-1] != text):
+                texts.append(text)
+        text = " ".join(texts)
+        segment = TranscriptSegment(0.0, len(audio_16k) / 16000, text, -0.2 if text else -2.0,
+                                    0.05 if text else 0.9, 1.0)
+        return Transcript(text, "en", (segment,), len(audio_16k) / 16000)
+
+
+class ScriptedLLM:
+    """Answers 'Answer to <question>' followed by ``extra_words`` filler words, a word at a time."""
+
+    name = "scripted"
+
+    def __init__(self, extra_words: int = 12, delay_s: float = 0.005, fail: bool = False, hang: bool = False):
+        self.extra_words, self.delay_s, self.fail, self.hang = extra_words, delay_s, fail, hang
+        self.requests: list[list] = []
+
+    def stream_chat(self, messages, options, cancel=None):
+        self.requests.append(list(messages))
+        if self.fail:
+            self.fail = False  # fail once, then work: the session must recover
+            raise RuntimeError("model exploded")
+        if self.hang:
+            self.hang = False
+            threading.Event().wait(5.0)  # stuck, ignoring cancellation
+            return
+        words = f"Answer to {messages[-1].content.split()[0]}.".split() + [
+            f"word{i}{',' if i % 4 == 3 else ''}" for i in range(self.extra_words)]
+        for i, word in enumerate(words):
+            if cancel is not None and cancel.is_set():
+                return
+            time.sleep(self.delay_s)
+            yield (" " if i else "") + word
+        yield "."
+
+
+class BeepSynthesizer:
+    """0.12 s of a 2 kHz beep per word (2 kHz is outside the pitch table, so an echo reads as nothing)."""
+
+    name = "beep"
+    sample_rate = 16000
+
+    def synthesize(self, text: str):
+        words = len(text.split())
+        if words:
+            t = np.arange(int(0.12 * words * self.sample_rate)) / self.sample_rate
+            yield AudioFrame((0.2 * np.sin(2 * np.pi * 2000 * t)).astype(np.float32), self.sample_rate)
+
+
+class KeywordDecider:
+    def decide(self, evidence) -> StateDecision:
+        text = evidence.transcript.text.strip().lower()
+        if not text or text in ("uh-huh", "yeah", "mm-hmm"):
+            return StateDecision(StateToken.IGNORE, 0.05, "backchannel or noise")
+        return StateDecision(StateToken.QUERY, 0.95, "words addressed to the assistant")

@@ -1,0 +1,56 @@
+"""ASR on real human recordings (the shared folder) and on the project's own sample."""
+
+import numpy as np
+import pytest
+
+from assistant.recordings import english_transcribed, load_manifest
+from audio.asr import word_error_rate
+from audio.wavfile import read_audio
+from tests.conftest import SAMPLE_QUESTION
+
+pytestmark = pytest.mark.slow
+
+# whisper tiny.en, greedy. Measured 2026-11-22 on this 2-core VM: clean 0.064, noisy 0.10 (see docs/benchmarks.md).
+CLEAN_WER_BOUND = 0.12
+NOISY_WER_BOUND = 0.20
+
+
+def corpus_wer(recognizer, recordings):
+    errors = words = 0
+    for recording in recordings:
+        audio = read_audio(recording.path).convert(sample_rate=16000, channels=1)
+        hypothesis = recognizer.transcribe(audio.mono_float32()).text
+        n = len(recording.transcript.split())
+        errors += word_error_rate(recording.transcript, hypothesis) * n
+        words += n
+    return errors / words
+
+
+def test_word_error_rate_arithmetic():
+    assert word_error_rate("the cat sat", "the cat sat") == 0.0
+    assert word_error_rate("the cat sat", "the bat sat down") == pytest.approx(2 / 3)
+    assert word_error_rate("Hello, World!", "hello world") == 0.0
+
+
+def test_clean_read_speech_word_error_rate(recognizer, data_dir):
+    recordings = english_transcribed(load_manifest(data_dir), "speech")
+    assert len(recordings) >= 20
+    wer = corpus_wer(recognizer, recordings)
+    print(f"\nwhisper tiny.en WER on {len(recordings)} clean recordings: {wer:.3f}")
+    assert wer < CLEAN_WER_BOUND
+
+
+def test_noisy_speech_word_error_rate(recognizer, data_dir):
+    recordings = english_transcribed(load_manifest(data_dir), "noisy_speech")
+    assert len(recordings) >= 5
+    wer = corpus_wer(recognizer, recordings)
+    print(f"\nwhisper tiny.en WER on {len(recordings)} noisy recordings: {wer:.3f}")
+    assert wer < NOISY_WER_BOUND
+
+
+def test_transcript_carries_confidence_that_separates_speech_from_silence(recognizer):
+    speech = recognizer.transcribe(read_audio(SAMPLE_QUESTION).mono_float32())
+    assert "capital" in speech.text.lower() and not speech.looks_like_noise
+    quiet = recognizer.transcribe(np.zeros(16000, dtype=np.float32))
+    assert quiet.no_speech_prob > speech.no_speech_prob
+    assert recognizer.transcribe(np.zeros(0, dtype=np.float32)).text == ""

@@ -1,0 +1,253 @@
+"""The duplex core's behaviour on scripted timelines, with fast fake models (real ones: test_duplex_real.py).
+
+Each test scripts the user ("speaks 0.3-1.5 s, says 'uh-huh' at 2.5 s") and asserts on the event log.
+"""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from duplex.bus import EventBus, EventLog
+from duplex.clock import ManualClock
+from duplex.conversation import Conversation
+from duplex.events import Interrupt, LLMToken, SpeechStarted
+from duplex.options import DuplexOptions
+from duplex.playback import PlaybackBuffer, heard_text
+from duplex.session import DuplexSession
+from duplex.timeline import Timeline, run_timeline
+from duplex.turn_end import turn_looks_complete
+from duplex.worker import WorkerModels
+from tests.fakes import (
+    BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech,
+)
+
+QUESTION, JOKE, UH_HUH, BOOK, TABLE = 300, 400, 500, 600, 700
+
+
+def make_session(llm=None, options=None, separate=False):
+    def models():
+        return WorkerModels(PitchRecognizer(), llm or ScriptedLLM(), BeepSynthesizer())
+
+    log = EventLog()
+    pair = (models(), models()) if separate else models()
+    session = DuplexSession(pair, KeywordDecider(), EnergyVad,
+                            options or DuplexOptions(output_sample_rate=16000), event_log=log)
+    return session, log
+
+
+async def play(session, timeline, **kwargs):
+    async with session:
+        return await run_timeline(session, timeline, **kwargs)
+
+
+def first(log, kind, **match):
+    for record in log.records:
+        if record["kind"] == kind and all(record.get(k) == v for k, v in match.items()):
+            return record
+    raise AssertionError(f"no {kind} {match} in {[r['kind'] for r in log.records]}")
+
+
+async def test_plain_turn_is_answered_and_kept_in_history():
+    session, log = make_session()
+    timeline = Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.2), "user")
+    result = await play(session, timeline, tail_s=3.5)
+    decision = first(log, "StateDecided")
+    assert decision["token"] == "<1>" and decision["text"] == "What is the weather like today?"
+    turn = first(log, "TurnStarted")
+    ended = first(log, "TurnEnded")
+    assert ended["status"] == "completed" and ended["spoken"] == ended["answer"]
+    roles = [(t.role, t.interrupted) for t in session.history]
+    assert roles == [("user", False), ("assistant", False)]
+    # the answer starts promptly after the end of speech (fake models are ~instant)
+    started = first(log, "PlaybackStarted")
+    assert started["time"] - turn["from_time"] < 0.6
+    assert result.speaker_active(started["time"] - result.start_time + 0.05, ended["time"] - result.start_time) > 0.9
+
+
+async def test_barge_in_stops_the_answer_keeps_what_was_heard_and_hands_off():
+    session, log = make_session(ScriptedLLM(extra_words=40))
+    timeline = (Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q1")
+                .add_audio(3.0, tone_speech(JOKE, 1.0), "q2"))
+    result = await play(session, timeline, tail_s=3.0)
+    onsets = log.of_kind("SpeechStarted")
+    assert len(onsets) == 2
+    duck = first(log, "Duck")
+    assert duck["time"] - onsets[1]["onset"] < 0.15  # voice paused within 150 ms of the onset
+    interrupt = first(log, "Interrupt")
+    first_end = first(log, "TurnEnded", turn_id=1)
+    assert first_end["status"] == "interrupted"
+    assert 0 < len(first_end["spoken"]) < len(first_end["answer"])
+    handoffs = log.of_kind("HandOff")
+    assert [h["speaker"] for h in handoffs] == ["A", "B"]  # the worker that heard the query answers
+    second = first(log, "TurnStarted", turn_id=2)
+    assert second["worker"] == "B" and second["question"] == "Tell me a joke please."
+    assert second["time"] >= interrupt["time"]
+    history = session.history
+    assert [t.role for t in history][:3] == ["user", "assistant", "user"]  # the second answer is still playing
+    assert history[1].interrupted and history[1].text == first_end["spoken"]
+    # the second answer's prompt carried the cut-off answer, marked as interrupted
+    prompt = session.workers[1].models.language_model.requests[-1]
+    assert any("interrupted" in m.content for m in prompt if m.role == "assistant")
+    # no assistant audio while the user was asking the second question (after the duck)
+    q2_start, q2_end = timeline.spans("q2")[0][:2]
+    assert result.speaker_active(q2_start + 0.15, q2_end) < 0.1
+
+
+async def test_backchannel_pauses_then_resumes_without_losing_words():
+    session, log = make_session(ScriptedLLM(extra_words=30))
+    timeline = (Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q")
+                .add_audio(2.6, tone_speech(UH_HUH, 0.4), "uh-huh"))
+    await play(session, timeline, tail_s=4.5)
+    decisions = [d["token"] for d in log.of_kind("StateDecided")]
+    assert decisions == ["<1>", "<2>"]
+    assert log.of_kind("Duck") and log.of_kind("Resume")
+    assert not log.of_kind("Interrupt")
+    ended = first(log, "TurnEnded")
+    assert ended["status"] == "completed" and ended["spoken"] == ended["answer"]
+
+
+async def test_pause_in_mid_sentence_does_not_take_the_floor():
+    session, log = make_session()
+    timeline = (Timeline(1.0).add_audio(0.3, tone_speech(BOOK, 0.8), "part1")
+                .add_audio(1.6, tone_speech(TABLE, 0.8), "part2"))  # a 0.5 s pause after "I want to book"
+    await play(session, timeline, tail_s=2.5)
+    turns = log.of_kind("TurnStarted")
+    assert len(turns) == 1
+    assert turns[0]["question"] == "I want to book a table for two."
+    assert turns[0]["time"] > 2.4 - 0.1 + log.records[0]["time"] - 0.5  # not before the second part ended
+    assert len(log.of_kind("SpeechEnded")) == 1
+
+
+async def test_typed_message_interrupts_like_speech():
+    session, log = make_session(ScriptedLLM(extra_words=40))
+    timeline = Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q").add_text(3.0, "Stop! What time is it?")
+    await play(session, timeline, tail_s=2.0)
+    typed = first(log, "StateDecided", token="<3>")
+    assert typed["text"] == "Stop! What time is it?"
+    assert first(log, "TurnEnded", turn_id=1)["status"] == "interrupted"
+    assert first(log, "TurnStarted", turn_id=2)["question"] == "Stop! What time is it?"
+    assert session.history[2].typed
+
+
+async def test_a_failing_model_is_restarted_and_the_user_hears_an_apology():
+    llm = ScriptedLLM(fail=True)
+    session, log = make_session(llm)
+    timeline = (Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q1")
+                .add_audio(4.0, tone_speech(JOKE, 1.0), "q2"))
+    result = await play(session, timeline, tail_s=3.0)
+    error = first(log, "ErrorEvent")
+    assert "model exploded" in error["message"] and error["recovered"]
+    assert first(log, "TurnEnded", turn_id=1)["status"] == "failed"
+    apology_audio = [r for r in log.of_kind("AssistantAudio") if r["text"] == session.options.apology]
+    assert apology_audio and result.speaker_active(1.5, 3.5) > 0.2  # the apology was heard, not silence
+    assert session.workers[0].restarts == 1
+    assert any(t["status"] == "completed" and "Tell" in t["answer"] for t in log.of_kind("TurnEnded"))
+
+
+async def test_a_hung_model_is_restarted():
+    session, log = make_session(ScriptedLLM(hang=True), DuplexOptions(output_sample_rate=16000, llm_stall_s=0.5))
+    timeline = (Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q1")
+                .add_audio(3.5, tone_speech(JOKE, 1.0), "q2"))
+    await play(session, timeline, tail_s=3.0)
+    assert "no token for 0.5 s" in first(log, "ErrorEvent")["message"]
+    assert session.workers[0].restarts == 1
+    assert any(t["status"] == "completed" for t in log.of_kind("TurnEnded"))
+
+
+async def test_separate_model_copies_per_worker():
+    session, log = make_session(separate=True)
+    assert session.workers[0].models is not session.workers[1].models
+    await play(session, Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0)), tail_s=4.0)
+    assert first(log, "TurnEnded")["status"] == "completed"
+
+
+# --- pieces ----------------------------------------------------------------------------------------
+
+def test_heard_text_keeps_whole_clauses_and_the_played_share_of_the_cut_one():
+    clock = ManualClock()
+    events = []
+    buffer = PlaybackBuffer(16000, clock, events.append)
+    from audio.frames import AudioFrame
+
+    buffer.enqueue(1, AudioFrame(np.ones(8000, np.int16), 16000), "one two three")
+    buffer.enqueue(1, AudioFrame(np.ones(16000, np.int16), 16000), "four five six seven")
+    buffer.read(8000 + 8000)  # the first clause and half of the second
+    played = buffer.interrupt(1)
+    assert heard_text(played) == "one two three four five"
+    assert [type(e).__name__ for e in events] == ["PlaybackStarted", "PlaybackStopped"]
+    assert not buffer.speaking
+
+
+def test_paused_playback_keeps_its_place():
+    buffer = PlaybackBuffer(16000, ManualClock(), lambda e: None)
+    from audio.frames import AudioFrame
+
+    buffer.enqueue(1, AudioFrame(np.arange(1, 1001, dtype=np.int16), 16000), "x")
+    first_part = buffer.read(100)
+    buffer.duck()
+    assert not buffer.read(100).any()
+    buffer.resume()
+    assert np.array_equal(np.concatenate([first_part, buffer.read(100)]), np.arange(1, 201, dtype=np.int16))
+
+
+def test_history_stays_within_the_token_budget_and_marks_interruptions():
+    conversation = Conversation("sys", token_budget=60)
+    for i in range(10):
+        conversation.add_user(f"question number {i} " * 3, i)
+        conversation.add_assistant(f"answer number {i} " * 3, i + 0.5, interrupted=(i == 9))
+    messages = conversation.messages()
+    assert messages[0].role == "system" and messages[1].role == "user"
+    assert len(messages) < 21 and "question number 9" in messages[-2].content
+    assert messages[-1].content.endswith("[interrupted by the user]")
+
+
+def test_turn_completeness():
+    assert turn_looks_complete("What is the weather like today?")
+    assert turn_looks_complete("Tell me a joke")
+    assert not turn_looks_complete("I want to book")
+    assert not turn_looks_complete("a table for um")
+    assert not turn_looks_complete("so I was thinking...")
+    assert not turn_looks_complete("")
+
+
+async def test_control_events_overtake_data_and_slow_subscribers_drop_old_data():
+    bus = EventBus()
+    subscription = bus.subscribe("slow", max_data=3)
+    for i in range(5):
+        bus.publish(LLMToken(time=i, worker="A", turn_id=1, text=str(i)))
+    bus.publish(Interrupt(time=9, turn_id=1, reason="test"))
+    received = [await subscription.get() for _ in range(4)]
+    assert isinstance(received[0], Interrupt)
+    assert [e.text for e in received[1:]] == ["2", "3", "4"] and subscription.dropped == 2
+    only = bus.subscribe("speech", kinds=[SpeechStarted])
+    bus.publish(LLMToken(time=10, worker="A", turn_id=1, text="x"))
+    assert only.get_nowait() is None
+
+
+async def test_manual_clock_wakes_sleepers_in_order():
+    clock = ManualClock()
+    woke = []
+
+    async def sleeper(name, seconds):
+        await clock.sleep(seconds)
+        woke.append((name, clock.now()))
+
+    tasks = [asyncio.create_task(sleeper("late", 2.0)), asyncio.create_task(sleeper("early", 0.5))]
+    await asyncio.sleep(0)
+    await clock.advance(1.0)
+    assert woke == [("early", 0.5)]
+    await clock.advance(1.0)
+    assert woke == [("early", 0.5), ("late", 2.0)]
+    await asyncio.gather(*tasks)
+
+
+def test_event_log_writes_json_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    log(Interrupt(time=1.23456, turn_id=3, reason="user query"))
+    log.close()
+    import json
+
+    record = json.loads(path.read_text().strip())
+    assert record == {"kind": "Interrupt", "time": 1.2346, "turn_id": 3, "reason": "user query", "played_s": 0.0}

@@ -1,0 +1,104 @@
+"""The language model backends, on the bundled SmolLM2 GGUF: llama.cpp, transformers and an
+OpenAI-compatible server (llama.cpp's own server, started for real on 127.0.0.1)."""
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from assistant import bundled
+from assistant.llm.openai_backend import OpenAICompatibleModel
+from duplex.llm import ChatMessage, GenerationOptions
+
+pytestmark = pytest.mark.slow
+
+QUESTION = [ChatMessage("system", "You are a helpful assistant."),
+            ChatMessage("user", "What is the capital of France?")]
+
+
+def test_llama_cpp_streams_tokens(language_model):
+    pieces = list(language_model.stream_chat(QUESTION, GenerationOptions(max_tokens=40)))
+    assert len(pieces) > 3, pieces
+    assert "paris" in "".join(pieces).lower()
+
+
+def test_llama_cpp_stops_when_cancelled(language_model):
+    cancel = threading.Event()
+    pieces = []
+    for piece in language_model.stream_chat(QUESTION, GenerationOptions(max_tokens=200), cancel):
+        pieces.append(piece)
+        if len(pieces) == 3:
+            cancel.set()
+    assert len(pieces) == 3
+    # the shared model is free again for the next request
+    assert list(language_model.stream_chat(QUESTION, GenerationOptions(max_tokens=5)))
+
+
+@pytest.fixture(scope="module")
+def transformers_model():
+    from assistant.llm.transformers_backend import TransformersModel
+
+    return TransformersModel(bundled.smollm2_gguf(), device="cpu")
+
+
+def test_transformers_loads_the_same_gguf_and_streams(transformers_model, language_model):
+    options = GenerationOptions(max_tokens=12)
+    pieces = list(transformers_model.stream_chat(QUESTION, options))
+    assert len(pieces) > 2
+    text = "".join(pieces)
+    assert "paris" in text.lower(), text
+    reference = "".join(language_model.stream_chat(QUESTION, options))
+    print(f"\ntransformers: {text!r}\nllama.cpp:    {reference!r}")
+
+
+def test_transformers_stops_when_cancelled(transformers_model):
+    cancel = threading.Event()
+    pieces = []
+    for piece in transformers_model.stream_chat(QUESTION, GenerationOptions(max_tokens=200), cancel):
+        pieces.append(piece)
+        if len(pieces) == 2:
+            cancel.set()
+    assert len(pieces) == 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    pytest.importorskip("uvicorn", reason="llama-cpp-python[server] is not installed")
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled.smollm2_gguf()),
+                                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"llama.cpp server exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}/v1"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_openai_compatible_client_streams_from_a_real_server(llama_server):
+    model = OpenAICompatibleModel(llama_server, "smollm2", api_key="")
+    pieces = list(model.stream_chat(QUESTION, GenerationOptions(max_tokens=30)))
+    assert len(pieces) > 3
+    assert "paris" in "".join(pieces).lower()
+
+
+def test_openai_compatible_client_reports_an_unreachable_server():
+    model = OpenAICompatibleModel(f"http://127.0.0.1:{free_port()}/v1", "m", timeout_s=2)
+    with pytest.raises(ConnectionError, match="cannot reach"):
+        list(model.stream_chat(QUESTION, GenerationOptions()))

@@ -1,0 +1,43 @@
+"""Speech synthesis, checked by ear's proxy: the real ASR must hear back what was said."""
+
+import pytest
+
+from assistant.backends import load_synthesizer
+from assistant.config import TTSConfig
+from audio.asr import word_error_rate
+from audio.frames import AudioFrame, rms_dbfs
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = [
+    "The weather tomorrow will be sunny with a light breeze.",
+    "Please set a timer for ten minutes.",
+    "The capital of France is Paris.",
+]
+
+
+def speak(synthesizer, text) -> AudioFrame:
+    chunks = list(synthesizer.synthesize(text))
+    assert chunks, "no audio produced"
+    assert all(c.samples.dtype.name == "int16" and c.channels == 1 for c in chunks)
+    return AudioFrame.concatenate(chunks)
+
+
+def test_piper_round_trip_through_asr(synthesizer, recognizer):
+    assert synthesizer.sample_rate == 22050
+    for sentence in SENTENCES:
+        audio = speak(synthesizer, sentence)
+        assert rms_dbfs(audio.samples) > -35
+        heard = recognizer.transcribe(audio.convert(sample_rate=16000).mono_float32()).text
+        assert word_error_rate(sentence, heard) <= 0.15, (sentence, heard)
+
+
+def test_espeak_fallback_round_trip_through_asr(recognizer):
+    espeak = load_synthesizer(TTSConfig(backend="espeak"))
+    audio = speak(espeak, "Please set a timer for ten minutes.")
+    heard = recognizer.transcribe(audio.convert(sample_rate=16000).mono_float32()).text
+    assert word_error_rate("Please set a timer for ten minutes.", heard) <= 0.5, heard
+
+
+def test_empty_text_gives_no_audio(synthesizer):
+    assert list(synthesizer.synthesize("   ")) == []
