@@ -45,7 +45,7 @@ def load_language_model(config: LLMConfig) -> LanguageModel:
         from assistant.llm.llama_cpp_backend import LlamaCppModel
 
         return LlamaCppModel(config.model or bundled.smollm2_gguf(), context_tokens=config.context_tokens,
-                             gpu_layers=config.gpu_layers)
+                             gpu_layers=config.gpu_layers, kv_cache_f32=config.kv_cache_f32)
     if config.backend == "transformers":
         from assistant.llm.transformers_backend import TransformersModel
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from duplex.options import DuplexOptions
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful voice assistant. Your answers are spoken aloud, so answer in one to three short, "
     "plain sentences, without lists, markdown or emojis.")
@@ -41,8 +43,9 @@ class LLMConfig:
     device: str = "auto"
     base_url: str = "http://127.0.0.1:8000/v1"  # openai backend only
     api_key: str = ""  # openai backend only; falls back to $OPENAI_API_KEY
-    context_tokens: int = 4096
+    context_tokens: int = 2048
     gpu_layers: int = 0  # llama.cpp: layers to offload (-1 = all) when built with CUDA
+    kv_cache_f32: bool = True  # llama.cpp: f32 attention cache (see llama_cpp_backend.py for why)
     max_answer_tokens: int = 120
     temperature: float = 0.0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
@@ -67,7 +70,10 @@ class AssistantConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     tts: TTSConfig = field(default_factory=TTSConfig)
     vad: VADConfig = field(default_factory=VADConfig)
+    duplex: DuplexOptions = field(default_factory=DuplexOptions)
     max_question_seconds: float = 120.0
+    separate_worker_models: bool = False  # load a second copy of every model, one per worker (two GPUs)
+    state_embedder: str = "auto"  # LLM hidden state for the query/noise head: auto, smollm2 or none
 
     def set(self, dotted: str, value: Any) -> None:
         """Set ``section.field`` (or a top-level field) from a string or typed value, checking the name."""
@@ -76,7 +82,7 @@ class AssistantConfig:
             section, name = dotted.split(".", 1)
             target = getattr(self, section, None)
             if not dataclasses.is_dataclass(target):
-                raise ConfigError(f"unknown config section {section!r}; sections: asr, llm, tts, vad")
+                raise ConfigError(f"unknown config section {section!r}; sections: asr, llm, tts, vad, duplex")
         fields = {f.name: f for f in dataclasses.fields(target)}
         if name not in fields:
             raise ConfigError(f"unknown option {dotted!r}; known: {', '.join(sorted(fields))}")
@@ -134,7 +140,7 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
             else:
                 _set_from(config, key, value, f"{path}")
     environ = os.environ if environ is None else environ
-    for section in ("asr", "llm", "tts", "vad"):
+    for section in ("asr", "llm", "tts", "vad", "duplex"):
         for option in dataclasses.fields(getattr(config, section)):
             variable = f"ASSISTANT_{section.upper()}_{option.name.upper()}"
             if variable in environ:

@@ -161,8 +161,29 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return previous[-1] / len(ref)
 
 
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+         "sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ORDINALS = {"1st": "first", "2nd": "second", "3rd": "third", "5th": "fifth", "8th": "eighth", "9th": "ninth",
+             "12th": "twelfth", "20th": "twentieth", "30th": "thirtieth"}
+
+
+def _number_words(token: str) -> list[str]:
+    """'6' -> ['six'], '42' -> ['forty', 'two'], '20th' -> ['twentieth']: whisper writes digits, references words."""
+    if token in _ORDINALS:
+        return [_ORDINALS[token]]
+    if token.endswith("th") and token[:-2].isdigit() and int(token[:-2]) < 20:
+        return [_ONES[int(token[:-2])] + "th"]
+    if not token.isdigit() or int(token) >= 100:
+        return [token]
+    value = int(token)
+    if value < 20:
+        return [_ONES[value]]
+    return [_TENS[value // 10]] + ([_ONES[value % 10]] if value % 10 else [])
+
+
 def normalise_words(text: str) -> list[str]:
     import re
 
     text = text.lower().replace("'", "")
-    return re.findall(r"[a-z0-9]+", text)
+    return [word for token in re.findall(r"[a-z0-9]+", text) for word in _number_words(token)]

@@ -30,13 +30,26 @@ class SpeechSynthesizer(Protocol):
 class PiperSynthesizer:
     def __init__(self, model_path: str | Path, config_path: str | Path | None = None, speed: float = 1.0,
                  use_cuda: bool = False) -> None:
+        import json
+
+        import onnxruntime
         from piper import PiperVoice
-        from piper.config import SynthesisConfig
+        from piper.config import PiperConfig, SynthesisConfig
 
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"Piper voice not found: {model_path}")
-        self.voice = PiperVoice.load(model_path, config_path=config_path, use_cuda=use_cuda)
+        config_path = Path(config_path) if config_path else Path(f"{model_path}.json")
+        if not config_path.is_file():
+            raise FileNotFoundError(f"Piper voice config not found: {config_path}")
+        # Built here rather than by PiperVoice.load so that idle onnxruntime threads sleep instead of
+        # spinning: they share 2 cores with the ASR and the LLM (see audio/__init__.py).
+        options = onnxruntime.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
+        session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        self.voice = PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config_path.read_text())))
         self.sample_rate = int(self.voice.config.sample_rate)
         self.name = f"piper:{model_path.stem}"
         self._options = SynthesisConfig(length_scale=1.0 / speed if speed > 0 else None)

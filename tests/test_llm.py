@@ -71,24 +71,31 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def llama_server():
+def llama_server(tmp_path_factory):
     pytest.importorskip("uvicorn", reason="llama-cpp-python[server] is not installed")
     port = free_port()
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    log = open(log_path, "wb")  # a file, not a pipe: the server's load log would fill a pipe and block it
     process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled.smollm2_gguf()),
-                                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+                                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+                                "--type_k", "0", "--type_v", "0", "--flash_attn", "false"],
+                               stdout=log, stderr=log)
+    deadline = time.monotonic() + 120
+    while True:
         if process.poll() is not None:
-            pytest.fail(f"llama.cpp server exited: {process.stderr.read().decode()[-2000:]}")
+            pytest.fail(f"llama.cpp server exited: {log_path.read_text(errors='replace')[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             break
         except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"llama.cpp server did not listen within 120 s: {log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.2)
     yield f"http://127.0.0.1:{port}/v1"
     process.terminate()
     process.wait(timeout=10)
+    log.close()
 
 
 def test_openai_compatible_client_streams_from_a_real_server(llama_server):

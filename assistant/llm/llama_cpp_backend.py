@@ -11,8 +11,8 @@ from duplex.llm import ChatMessage, GenerationOptions
 
 
 class LlamaCppModel:
-    def __init__(self, model_path: str | Path, context_tokens: int = 4096, threads: int | None = None,
-                 gpu_layers: int = 0) -> None:
+    def __init__(self, model_path: str | Path, context_tokens: int = 2048, threads: int | None = None,
+                 gpu_layers: int = 0, kv_cache_f32: bool = True) -> None:
         try:
             from llama_cpp import Llama
         except ImportError:
@@ -22,8 +22,12 @@ class LlamaCppModel:
             raise FileNotFoundError(f"GGUF model not found: {path}")
         self.name = f"llama.cpp:{path.name}"
         self.model_path = path
+        # An f32 KV cache: with llama.cpp's default f16 cache, batched prompt evaluation tipped SmolLM2-135M's
+        # greedy first token ("What is the capital of France?" -> "La femme de France, ..."), while an f32
+        # cache matches transformers' fp32 output. Same speed here; twice the (small) cache memory.
+        cache = {"type_k": 0, "type_v": 0, "flash_attn": False} if kv_cache_f32 else {}
         self.llama = Llama(model_path=str(path), n_ctx=context_tokens, n_threads=threads or os.cpu_count(),
-                           n_gpu_layers=gpu_layers, verbose=False)
+                           n_gpu_layers=gpu_layers, verbose=False, **cache)
         # One llama.cpp context serves one request at a time; workers sharing the model queue here.
         self.lock = threading.Lock()
 

@@ -1,0 +1,59 @@
+"""Wire loaded models, the state decider and options into a duplex session for any transport."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from pathlib import Path
+
+from assistant.backends import ModelStack, load_stack, load_vad
+from assistant.config import AssistantConfig, ConfigError
+from duplex.bus import EventLog
+from duplex.clock import Clock
+from duplex.decision import StateDecider
+from duplex.llm import GenerationOptions
+from duplex.session import DuplexSession
+from duplex.worker import WorkerModels
+
+
+def worker_models(stack: ModelStack) -> WorkerModels:
+    return WorkerModels(stack.recognizer, stack.language_model, stack.synthesizer)
+
+
+def make_state_decider(config: AssistantConfig) -> StateDecider:
+    """The trained query-vs-noise head, on SmolLM2's hidden state too when llama.cpp is there to give it."""
+    from duplex.state import LearnedStateDecider
+
+    embedder = None
+    if config.state_embedder == "smollm2" or (config.state_embedder == "auto" and find_spec("llama_cpp")):
+        from assistant.llm.embedding import LlamaCppEmbedder
+
+        embedder = LlamaCppEmbedder()
+    elif config.state_embedder not in ("auto", "none"):
+        raise ConfigError(f"state_embedder must be auto, smollm2 or none, not {config.state_embedder!r}")
+    return LearnedStateDecider(embedder=embedder)
+
+
+class AssistantModels:
+    """Everything loaded once per process and shared by its sessions (each session has its own state)."""
+
+    def __init__(self, config: AssistantConfig, progress: bool = True) -> None:
+        self.config = config
+        self.stack = load_stack(config, progress=progress)
+        self.second_stack = load_stack(config, progress=progress) if config.separate_worker_models else None
+        self.decider = make_state_decider(config)
+
+    def new_session(self, clock: Clock | None = None, event_log_path: str | Path | None = None,
+                    output_sample_rate: int | None = None) -> DuplexSession:
+        config = self.config
+        options = config.duplex
+        if output_sample_rate is not None:
+            from dataclasses import replace
+
+            options = replace(options, output_sample_rate=output_sample_rate)
+        models = worker_models(self.stack)
+        if self.second_stack is not None:
+            models = (models, worker_models(self.second_stack))
+        return DuplexSession(
+            models, self.decider, lambda: load_vad(config.vad), options, system_prompt=config.llm.system_prompt,
+            generation=GenerationOptions(max_tokens=config.llm.max_answer_tokens, temperature=config.llm.temperature),
+            clock=clock, event_log=EventLog(event_log_path))

@@ -1,0 +1,203 @@
+"""The duplex core's measured outcomes, with the real models, in real time.
+
+    .venv/bin/python benchmarks/duplex.py [--turns 10] [--barge-ins 10] [--noise-runs 20] [--data DIR]
+
+Scripted timelines (user speech synthesised with the bundled Piper voice; noise from the shared
+recordings) are played into a session exactly as the tests do, and the event logs give:
+
+- turn-taking latency: first answer audio pulled by the "loudspeaker" minus the true end of the user's
+  speech (end of the synthesised question's voiced samples), p50 / p90;
+- interrupt stop: the assistant's voice paused (Duck) minus the true onset of the interrupting speech, p90;
+- answer after interrupt: first audio of the new answer minus the true end of the interrupting speech, p50 / p90;
+- false interruptions: noise clips, backchannels and the assistant's own voice leaking back through open
+  speakers (echo gain 0.5 on every noise run) while it answers; an ``Interrupt`` event counts as a lasting
+  interruption, a pause that resumes does not;
+- event-loop lag p99 across all runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from assistant.backends import load_stack  # noqa: E402
+from assistant.config import AssistantConfig  # noqa: E402
+from assistant.recordings import find_data_dir  # noqa: E402
+from assistant.session import make_state_decider, worker_models  # noqa: E402
+from audio.frames import AudioFrame  # noqa: E402
+from audio.vad import SileroVad  # noqa: E402
+from audio.wavfile import read_audio  # noqa: E402
+from duplex.bus import EventLog  # noqa: E402
+from duplex.llm import GenerationOptions  # noqa: E402
+from duplex.session import DuplexSession  # noqa: E402
+from duplex.timeline import Timeline, run_timeline  # noqa: E402
+
+QUESTIONS = ["What is the capital of France?", "How many legs does a spider have?", "What color is the sky?",
+             "Can you name a fruit that is yellow?", "What is the boiling point of water?",
+             "Who wrote Romeo and Juliet?", "What day comes after Monday?", "How many minutes are in an hour?",
+             "What is the largest planet?", "Tell me a fun fact about cats."]
+STORIES = ["Tell me a long story about a brave little dragon.", "Describe a day at the beach in detail.",
+           "Explain how a bicycle works, step by step.", "Tell me about the history of the moon landing."]
+INTERRUPTIONS = ["What is two plus two?", "Stop. What time is it in Tokyo?", "Wait, what is the capital of Spain?",
+                 "Can you tell me a joke instead?", "How tall is Mount Everest?"]
+BACKCHANNELS = ["Uh-huh.", "Yeah.", "Right.", "Okay.", "Mm-hmm.", "I see."]
+NOISES = [("speech_commands_bg/doing_the_dishes.wav", 10), ("speech_commands_bg/running_tap.wav", 5),
+          ("speech_commands_bg/exercise_bike.wav", 20), ("speech_commands_bg/dude_miaowing.wav", 12),
+          ("music_ambient/Kevin_MacLeod_-_Vibe_Ace.hq.wav", 15), ("room_tone/leopard_empty_roomtone.wav", 1),
+          ("freesound_cc0/noise_freesound_573577.wav", 1),
+          ("music_ambient/sorohanro_-_solo-trumpet-06.hq.wav", 1)]
+
+
+def voiced_span(frame: AudioFrame) -> tuple[float, float]:
+    """(first, last) voiced second of a clip, by 10 ms energy above -40 dBFS."""
+    samples = frame.mono_float32()
+    block = frame.sample_rate // 100
+    blocks = samples[: len(samples) // block * block].reshape(-1, block)
+    loud = np.flatnonzero(10 * np.log10(np.mean(blocks ** 2, axis=1) + 1e-12) > -40)
+    return (loud[0] / 100, (loud[-1] + 1) / 100) if loud.size else (0.0, frame.duration)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+class Bench:
+    def __init__(self, data_dir: Path | None) -> None:
+        self.config = AssistantConfig()
+        self.stack = load_stack(self.config, progress=True)
+        self.decider = make_state_decider(self.config)
+        self.data_dir = data_dir
+        self.cache: dict[str, AudioFrame] = {}
+        self.loop_lag: list[float] = []
+
+    def say(self, text: str) -> AudioFrame:
+        if text not in self.cache:
+            chunks = list(self.stack.synthesizer.synthesize(text))
+            self.cache[text] = AudioFrame.concatenate(chunks).convert(sample_rate=16000)
+        return self.cache[text]
+
+    async def run(self, timeline: Timeline, tail_s: float, max_tokens: int, echo_gain: float = 0.0) -> EventLog:
+        log = EventLog()
+        session = DuplexSession(worker_models(self.stack), self.decider, SileroVad, self.config.duplex,
+                                system_prompt=self.config.llm.system_prompt,
+                                generation=GenerationOptions(max_tokens=max_tokens), event_log=log)
+        async with session:
+            result = await run_timeline(session, timeline, tail_s=tail_s, echo_gain=echo_gain)
+        self.loop_lag.extend(session.loop_lag_ms)
+        log.start_time = result.start_time
+        return log
+
+    async def turns(self, count: int) -> list[float]:
+        latencies = []
+        for i in range(count):
+            question = self.say(QUESTIONS[i % len(QUESTIONS)])
+            log = await self.run(Timeline(1.0).add_audio(0.5, question), tail_s=3.0, max_tokens=40)
+            end = log.start_time + 0.5 + voiced_span(question)[1]
+            starts = log.of_kind("PlaybackStarted")
+            if starts:
+                latencies.append(starts[0]["time"] - end)
+            print(f"  turn {i + 1}: {latencies[-1] if starts else float('nan'):.2f} s", flush=True)
+        return latencies
+
+    async def barge_ins(self, count: int) -> tuple[list[float], list[float], int]:
+        stops, answers, handled = [], [], 0
+        for i in range(count):
+            story = self.say(STORIES[i % len(STORIES)])
+            interruption = self.say(INTERRUPTIONS[i % len(INTERRUPTIONS)])
+            at = 0.5 + story.duration + 1.5 + (i % 3)  # ~1-3 s into the answer's audio
+            timeline = Timeline(1.0).add_audio(0.5, story).add_audio(at, interruption)
+            log = await self.run(timeline, tail_s=4.0, max_tokens=120)
+            onset = log.start_time + at + voiced_span(interruption)[0]
+            end = log.start_time + at + voiced_span(interruption)[1]
+            ducks = [d["time"] for d in log.of_kind("Duck") if d["time"] >= onset - 0.05]
+            if ducks:
+                stops.append(ducks[0] - onset)
+            second = [p["time"] for p in log.of_kind("PlaybackStarted") if p["turn_id"] >= 2 and p["time"] > end - 1]
+            if log.of_kind("Interrupt") and second:
+                handled += 1
+                answers.append(second[0] - end)
+            print(f"  barge-in {i + 1}: stop {stops[-1] if ducks else float('nan'):.3f} s, "
+                  f"answer {answers[-1] if second else float('nan'):.2f} s", flush=True)
+        return stops, answers, handled
+
+    async def false_interruptions(self, runs: int) -> tuple[int, int, dict[str, list[int]]]:
+        events = interrupts = 0
+        by_kind: dict[str, list[int]] = {"noise": [0, 0], "backchannel": [0, 0], "echo": [0, 0]}
+        for i in range(runs):
+            story = self.say(STORIES[i % len(STORIES)])
+            start = 0.5 + story.duration + 1.5
+            timeline = Timeline(1.0).add_audio(0.5, story)
+            placed = []
+            for k in range(4):  # four events 3.5 s apart while the answer plays, plus the echo throughout
+                at = start + 3.5 * k
+                if k % 2 == 0 and self.data_dir is not None:
+                    name, offset = NOISES[(i * 2 + k // 2) % len(NOISES)]
+                    clip = read_audio(self.data_dir / "noise" / name).convert(sample_rate=16000, channels=1)
+                    piece = AudioFrame(clip.samples[offset * 16000:offset * 16000 + 32000], 16000)
+                    level = float(np.sqrt(np.mean(piece.mono_float32() ** 2))) or 1e-6
+                    timeline.add_audio(at, piece, "noise", gain=0.1 / level)
+                    placed.append(("noise", at))
+                else:
+                    timeline.add_audio(at, self.say(BACKCHANNELS[(i + k) % len(BACKCHANNELS)]), "backchannel")
+                    placed.append(("backchannel", at))
+            log = await self.run(timeline, tail_s=3.0, max_tokens=120, echo_gain=0.5)
+            cut = log.of_kind("Interrupt")
+            cut_at = cut[0]["time"] - log.start_time if cut else None
+            for kind, at in placed:
+                by_kind[kind][1] += 1
+                hit = cut_at is not None and at <= cut_at <= at + 3.5
+                by_kind[kind][0] += hit
+            by_kind["echo"][1] += 1
+            by_kind["echo"][0] += bool(cut) and not any(at <= cut_at <= at + 3.5 for _, at in placed)
+            events += len(placed) + 1
+            interrupts += len(cut)
+            print(f"  noise run {i + 1}: {len(cut)} interruption(s)", flush=True)
+        return interrupts, events, by_kind
+
+
+async def main_async(args) -> None:
+    bench = Bench(find_data_dir(args.data))
+    if bench.data_dir is None:
+        print("note: no recordings folder: noise events are backchannels and echo only")
+    print("turn-taking:")
+    turns = await bench.turns(args.turns)
+    print("barge-ins:")
+    stops, answers, handled = await bench.barge_ins(args.barge_ins)
+    print("noise, backchannels and echo during answers:")
+    interrupts, events, by_kind = await bench.false_interruptions(args.noise_runs)
+    lag = sorted(bench.loop_lag)
+    print(f"\n{date.today()}, {platform.machine()}, 2-core VM, bundled models, real-time timelines\n")
+    print("| measure | value | target |\n|---|---|---|")
+    print(f"| turn-taking: first answer audio after end of speech, p50 / p90 (n={len(turns)}) | "
+          f"{statistics.median(turns):.2f} s / {percentile(turns, 90):.2f} s | p50 < 0.7 s |")
+    print(f"| interrupt: voice paused after speech onset, p50 / p90 (n={len(stops)}) | "
+          f"{1000 * statistics.median(stops):.0f} ms / {1000 * percentile(stops, 90):.0f} ms | p90 < 150 ms |")
+    print(f"| interrupt answered: first new audio after end of interrupting speech, p50 / p90 "
+          f"({handled}/{args.barge_ins} handled) | {statistics.median(answers) if answers else float('nan'):.2f} s / "
+          f"{percentile(answers, 90):.2f} s | < 0.8 s |")
+    detail = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in by_kind.items())
+    print(f"| lasting interruptions by noise, backchannels, echo | {interrupts}/{events} "
+          f"({100 * interrupts / max(events, 1):.1f} %; {detail}) | <= 2 % |")
+    print(f"| event-loop lag p99 | {lag[int(0.99 * (len(lag) - 1))]:.1f} ms | < 20 ms |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--barge-ins", type=int, default=10)
+    parser.add_argument("--noise-runs", type=int, default=20)
+    parser.add_argument("--data", help="the recordings folder (default ../shared/data/audio)")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The listener's state decision (duplex.state): features, hard rules, trained head, and real audio."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from audio.asr import Transcript, TranscriptSegment
+from duplex.decision import SegmentEvidence, StateToken
+from duplex.state import (DEFAULT_MODEL_PATH, FEATURE_NAMES, LearnedStateDecider, RuleStateDecider, echo_overlap,
+                          fit_logistic, hard_rule, is_backchannel, last_assistant_asked, segment_features, text_query)
+
+
+def transcript(text: str, no_speech: float = 0.05, logprob: float = -0.2, compression: float = 0.9,
+               seconds: float = 2.0) -> Transcript:
+    segments = (TranscriptSegment(0.0, seconds, text, logprob, no_speech, compression),) if text else ()
+    return Transcript(text, "en", segments, seconds)
+
+
+def evidence(text: str, speech: float = 0.8, speaking: bool = False, assistant_text: str = "",
+             tail: tuple[str, ...] = (), **asr) -> SegmentEvidence:
+    seconds = asr.get("seconds", 2.0)
+    frames = int(seconds / 0.032)
+    probabilities = np.where(np.arange(frames) < speech * frames, 0.95, 0.02).astype(np.float32)
+    return SegmentEvidence(np.zeros(int(seconds * 16000), np.float32), transcript(text, **asr), probabilities,
+                           speaking, assistant_text, tail)
+
+
+# --- features and rules, no models --------------------------------------------------------------------------
+
+def test_features_read_the_question_and_the_acoustics():
+    f = segment_features(evidence("What time is it in Tokyo?", speech=0.75))
+    assert f.values.shape == (len(FEATURE_NAMES),)
+    assert f["question_mark"] == 1 and f["question_word_start"] == 1 and f["imperative_start"] == 0
+    assert f["backchannel"] == 0 and f["echo_overlap"] == 0
+    assert f["vad_fraction"] == pytest.approx(0.75, abs=0.05) and f["vad_max"] == pytest.approx(0.95)
+    assert f["no_speech_prob"] == pytest.approx(0.05)
+    assert f.word_count == 6
+    assert segment_features(evidence("Set a timer for ten minutes."))["imperative_start"] == 1
+    assert segment_features(evidence("Honey, did you feed the cat?"))["vocative"] == 1
+    assert segment_features(evidence("I'll be home by six."))["first_person_start"] == 1
+
+
+def test_backchannel_and_filler_lexicon():
+    for text in ("Uh-huh.", "Mm-hmm.", "yeah", "Right.", "Okay.", "I see.", "Yeah, yeah, right.", "Oh, okay.", "Hmm."):
+        assert is_backchannel(text), text
+    for text in ("Yeah, what time is it?", "Okay, set a timer.", "Right now I need help with dinner", ""):
+        assert not is_backchannel(text), text
+    assert segment_features(evidence("Um, uh..."))["filler_only"] == 1
+
+
+def test_echo_overlap_needs_the_same_words_in_order():
+    said = "The capital of France is Paris. It has about two million people."
+    assert echo_overlap("the capital of France is Paris", said) == 1.0
+    assert echo_overlap("has about two million", said) == 1.0
+    assert echo_overlap("What is the capital of Spain?", said) < 0.6
+    assert echo_overlap("Stop talking please", said) == 0.0
+    assert echo_overlap("anything", "") == 0.0
+
+
+def test_conversation_tail_question():
+    assert last_assistant_asked(("user: set a timer", "assistant: For how long?"))
+    assert not last_assistant_asked(("assistant: For how long?", "user: ten minutes"))
+    assert not last_assistant_asked(("assistant: Done.",))
+    assert not last_assistant_asked(())
+
+
+def test_hard_rules():
+    def rule(e):
+        return hard_rule(e, segment_features(e))
+
+    assert rule(evidence("")).token == StateToken.IGNORE
+    noise = rule(evidence("you", speech=0.0, no_speech=0.9, logprob=-1.4))
+    assert noise.token == StateToken.IGNORE and "noise" in noise.reason
+    assert rule(evidence("Thank you.", speech=0.05, no_speech=0.8, logprob=-1.2)).token == StateToken.IGNORE
+    said = "It is twenty two degrees and sunny. Later this afternoon clouds will move in."
+    echo = rule(evidence("later this afternoon clouds will move", speaking=True, assistant_text=said))
+    assert echo.token == StateToken.IGNORE and "echo" in echo.reason
+    # the same words when the assistant is silent are no echo
+    assert rule(evidence("later this afternoon clouds will move", speaking=False, assistant_text=said)) is None
+    assert rule(evidence("Uh-huh.")).token == StateToken.IGNORE
+    assert rule(evidence("Mm-hmm.", speaking=True, assistant_text=said)).token == StateToken.IGNORE
+    # a yes/no reply right after the assistant asked is a reply, not a backchannel
+    reply = rule(evidence("Yes, please.", tail=("assistant: Shall I set a timer?",)))
+    assert reply.token == StateToken.QUERY
+    assert rule(evidence("Yes, please.")) is None  # out of the blue: the head decides
+    assert rule(evidence("Yeah.", tail=("assistant: It is sunny today.",))).token == StateToken.IGNORE
+    # a bare "stop" is a command for the assistant, idle or while it speaks
+    assert rule(evidence("Stop.", speaking=True, assistant_text=said)).token == StateToken.QUERY
+    assert rule(evidence("Never mind.")).token == StateToken.QUERY
+    # a real question passes to the model
+    assert rule(evidence("What time is it in Tokyo?")) is None
+
+
+def test_text_query_helper():
+    assert text_query("what's the weather?").token == StateToken.TEXT_QUERY
+    assert text_query("what's the weather?").query_probability == 1.0
+    assert text_query("   ").token == StateToken.IGNORE
+
+
+def test_logistic_regression_learns_a_separable_rule():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] - 0.5 * x[:, 1] > 0).astype(float)
+    head = fit_logistic(x, y, l2=0.1)
+    accuracy = np.mean((head.probability(x) >= 0.5) == y)
+    assert accuracy > 0.97
+    assert head.weights[0] > 0 > head.weights[1]
+    assert abs(head.weights[2]) < 0.5 * head.weights[0]
+
+
+def test_shipped_weights_are_small_and_load():
+    assert DEFAULT_MODEL_PATH.is_file(), "run benchmarks/state_decision.py to train duplex/state_model.json"
+    assert DEFAULT_MODEL_PATH.stat().st_size < 200 * 1024
+    data = json.loads(DEFAULT_MODEL_PATH.read_text())
+    assert data["feature_names"] == list(FEATURE_NAMES)
+    decider = LearnedStateDecider()
+    assert decider.variant == "features"
+    assert 0 < decider.threshold <= decider.speaking_threshold < 1
+    strict = LearnedStateDecider(threshold=0.3, speaking_threshold=0.9)
+    assert (strict.threshold, strict.speaking_threshold) == (0.3, 0.9)
+
+
+def test_learned_decider_on_hand_made_segments():
+    decider = LearnedStateDecider()
+    query = decider.decide(evidence("What time is it in Tokyo?"))
+    assert query.token == StateToken.QUERY, query
+    assert 0.5 <= query.query_probability <= 1.0 and query.reason
+    assert decider.decide(evidence("Set a timer for ten minutes.")).token == StateToken.QUERY
+    assert decider.decide(evidence("Uh-huh.")).token == StateToken.IGNORE
+    noise = decider.decide(evidence("you", speech=0.0, no_speech=0.9, logprob=-1.5))
+    assert noise.token == StateToken.IGNORE and noise.query_probability == 0.0
+    said = "Your next appointment is on Thursday at ten. It is with doctor Green."
+    echo = decider.decide(evidence("it is with doctor green", speaking=True, assistant_text=said))
+    assert echo.token == StateToken.IGNORE and "echo" in echo.reason
+    # rules-only baseline agrees on the clear cases
+    rules = RuleStateDecider()
+    assert rules.decide(evidence("What time is it in Tokyo?")).token == StateToken.QUERY
+    assert rules.decide(evidence("Uh-huh.")).token == StateToken.IGNORE
+
+
+def test_an_unknown_embedder_falls_back_to_features():
+    class OtherEmbedder:
+        name = "some-other-model"
+
+        def embed(self, text: str) -> np.ndarray:
+            raise AssertionError("a non-matching embedder must not be called")
+
+    with pytest.warns(UserWarning, match="features only"):
+        decider = LearnedStateDecider(embedder=OtherEmbedder())
+    assert decider.variant == "features"
+    assert decider.decide(evidence("What time is it in Tokyo?")).token == StateToken.QUERY
+
+
+def test_works_without_vad_probabilities():
+    e = evidence("What time is it in Tokyo?")
+    e = SegmentEvidence(e.audio_16k, e.transcript, np.zeros(0, np.float32), False)
+    assert LearnedStateDecider().decide(e).token == StateToken.QUERY
+    noisy = evidence("you", no_speech=0.9, logprob=-1.5)
+    noisy = SegmentEvidence(noisy.audio_16k, noisy.transcript, np.zeros(0, np.float32), False)
+    assert LearnedStateDecider().decide(noisy).token == StateToken.IGNORE
+
+
+# --- real models ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def embedder():
+    try:
+        from assistant.llm.embedding import LlamaCppEmbedder
+
+        return LlamaCppEmbedder(threads=1)
+    except (ImportError, FileNotFoundError) as error:
+        pytest.skip(f"no LLM embedder: {error}")
+
+
+@pytest.fixture(scope="module")
+def silero():
+    from audio.vad import SileroVad
+
+    return SileroVad()
+
+
+@pytest.fixture(scope="module")
+def real_segments(data_dir, recognizer, synthesizer, silero):
+    """A clear query and a backchannel spoken by the bundled TTS, and a cut of real noise, through real ASR + VAD."""
+    from assistant.recordings import load_manifest
+    from audio.frames import AudioFrame
+    from audio.vad import frame_probabilities
+    from audio.wavfile import read_audio
+
+    def heard(audio: np.ndarray) -> SegmentEvidence:
+        return SegmentEvidence(audio, recognizer.transcribe(audio), frame_probabilities(silero, audio), False)
+
+    def spoken(text: str) -> np.ndarray:
+        frame = AudioFrame.concatenate(list(synthesizer.synthesize(text)))
+        audio = frame.convert(sample_rate=16000, channels=1, dtype=np.float32).mono_float32()
+        pad = np.zeros(3200, np.float32)
+        return np.concatenate([pad, audio, pad])
+
+    dishes = next(r for r in load_manifest(data_dir) if r.path.name == "doing_the_dishes.wav")
+    noise = read_audio(dishes.path).convert(sample_rate=16000, channels=1, dtype=np.float32).mono_float32()
+    noise = noise[10 * 16000:13 * 16000]
+    noise = noise * (10 ** (-30 / 20) / (np.sqrt(np.mean(noise ** 2)) + 1e-9))  # a quiet recording: bring to -30 dBFS
+    return {"query": heard(spoken("What time is it in Tokyo?")), "backchannel": heard(spoken("uh-huh")),
+            "noise": heard(noise.astype(np.float32))}
+
+
+@pytest.mark.slow
+def test_real_audio_features_only(real_segments):
+    decider = LearnedStateDecider()
+    decisions = {name: decider.decide(e) for name, e in real_segments.items()}
+    assert decisions["query"].token == StateToken.QUERY, (real_segments["query"].transcript.text, decisions["query"])
+    assert decisions["backchannel"].token == StateToken.IGNORE, (real_segments["backchannel"].transcript.text,
+                                                               decisions["backchannel"])
+    assert decisions["noise"].token == StateToken.IGNORE, (real_segments["noise"].transcript.text, decisions["noise"])
+
+
+@pytest.mark.slow
+def test_real_audio_with_the_llm_embedding(real_segments, embedder):
+    decider = LearnedStateDecider(embedder=embedder)
+    if decider.variant != "features+embedding":
+        pytest.skip("duplex/state_model.json has no head for this embedder; rerun benchmarks/state_decision.py")
+    for name, expected in (("query", StateToken.QUERY), ("backchannel", StateToken.IGNORE), ("noise", StateToken.IGNORE)):
+        decision = decider.decide(real_segments[name])
+        assert decision.token == expected, (name, real_segments[name].transcript.text, decision)
+    vector = embedder.embed("What time is it in Tokyo?")
+    assert vector.shape == (embedder.dimension,) and np.all(np.isfinite(vector))
+    assert np.allclose(vector, embedder.embed("What time is it in Tokyo?"))
