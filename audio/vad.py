@@ -136,7 +136,7 @@ def trim_to_speech(frame: AudioFrame, vad: VoiceActivityDetector, threshold: flo
 
 @dataclass
 class SegmenterEvent:
-    kind: str  # "speech_start" or "speech_end"
+    kind: str  # "speech_start", "silence_start" (a pause began; speech may go on) or "speech_end"
     time: float  # stream time of the decision's evidence (onset or last voiced sample)
 
 
@@ -144,16 +144,18 @@ class SpeechSegmenter:
     """Hysteresis over per-frame speech probabilities.
 
     Speech starts after ``start_frames`` consecutive frames above ``start_threshold``, and ends after
-    ``end_silence_s`` below ``end_threshold``. The start time reported is the first voiced frame's, so
+    ``end_silence_s`` below ``end_threshold``; ``early_silence_frames`` into a pause a ``silence_start``
+    event comes first, so the caller can begin transcribing while it waits to see if the pause lasts. The start time reported is the first voiced frame's, so
     latency figures measure from the real onset, not from when the decision was made.
     """
 
     def __init__(self, frame_seconds: float, start_threshold: float = 0.5, end_threshold: float = 0.35,
-                 start_frames: int = 3, end_silence_s: float = 0.4) -> None:
+                 start_frames: int = 3, end_silence_s: float = 0.4, early_silence_frames: int = 2) -> None:
         self.frame_seconds = frame_seconds
         self.start_threshold, self.end_threshold = start_threshold, end_threshold
         self.start_frames = start_frames
         self.end_frames = max(1, int(round(end_silence_s / frame_seconds)))
+        self.early_silence_frames = early_silence_frames
         self.in_speech = False
         self._run = 0
         self._run_start = 0.0
@@ -180,4 +182,6 @@ class SpeechSegmenter:
         if self._run >= self.end_frames:
             self.in_speech, self._run = False, 0
             return SegmenterEvent("speech_end", self._last_voiced_end)
+        if self._run == self.early_silence_frames:  # lets a caller start work that the end will need
+            return SegmenterEvent("silence_start", self._last_voiced_end)
         return None

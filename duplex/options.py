@@ -21,6 +21,7 @@ class DuplexOptions:
     # While the assistant speaks: what the user's speech onset does to its voice (0 pauses; 0.3 plays on quietly)
     duck_gain: float = 0.0
     interim_decision_s: float = 1.0  # decide on a long segment before it ends, every this many seconds
+    echo_share_threshold: float = 0.6  # a mic frame this much explained by the recent output is own-voice echo
     # Answers
     history_token_budget: int = 1500
     llm_stall_s: float = 15.0  # no token for this long: the worker is declared hung and restarted

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from audio.echo import EchoReference
 from audio.frames import AudioFrame
 from duplex.clock import Clock
 from duplex.events import Event, PlaybackStarted, PlaybackStopped
@@ -54,6 +55,7 @@ class PlaybackBuffer:
         self._ducked = False
         self._playing_turn: int | None = None
         self.total_played_samples = 0
+        self.echo_reference = EchoReference(sample_rate)  # what the loudspeaker played, for the echo guard
 
     # --- producer side (workers) ---------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class PlaybackBuffer:
         events: list[Event] = []
         with self._lock:
             if self._ducked and self.duck_gain == 0.0:
+                self.echo_reference.played(out)
                 return out  # paused: the position is kept, nothing is lost
             filled = 0
             while filled < num_samples and self._queue:
@@ -139,6 +142,7 @@ class PlaybackBuffer:
             self.total_played_samples += num_samples
             if self._ducked:
                 out = (out.astype(np.float32) * self.duck_gain).astype(np.int16)
+            self.echo_reference.played(out)
         for event in events:
             self.publish(event)
         return out

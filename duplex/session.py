@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from audio.echo import echo_share
 from audio.frames import AudioFrame, StreamResampler, to_int16
 from audio.vad import VAD_SAMPLE_RATE, SpeechSegmenter, VoiceActivityDetector
 from duplex.bus import EventBus, EventLog
@@ -54,6 +55,10 @@ class _Segment:
     interim_at: float = 0.0
     released: bool = False  # an interim decision judged it not a query: the assistant's voice went on
     early_interrupt: bool = False
+    end: float | None = None
+    speculative: tuple[float, asyncio.Task] | None = None  # (pause start, its transcription begun early)
+    verdict: str = "open"  # open -> pending (being judged) -> query / ignored / noise
+    absorbed: bool = False  # the user went on speaking: the next segment carries these words
 
     def samples(self) -> np.ndarray:
         return np.concatenate(self.audio).astype(np.float32) / 32768.0 if self.audio else np.zeros(0, np.float32)
@@ -97,6 +102,9 @@ class DuplexSession:
         self._turn_counter = 0
         self._segment_counter = 0
         self._segment: _Segment | None = None
+        # The last idle segment that was not taken as a query (or is still being judged): when the user goes
+        # on after a pause, the next segment is heard together with it ("I went to book." ... "a table for two").
+        self._last_closed: _Segment | None = None
         self.vad = vad_factory()
         opts = self.options
         self._frame_s = self.vad.frame_samples / VAD_SAMPLE_RATE
@@ -182,10 +190,16 @@ class DuplexSession:
             mono = resampler.process(mono)
         self._pending = np.concatenate([self._pending, to_int16(mono)])
         size = self.vad.frame_samples
+        reference = self.output.echo_reference
         out = []
         while len(self._pending) >= size:
             chunk, self._pending = self._pending[:size], self._pending[size:]
-            out.append((chunk, self.vad.speech_probability(chunk)))
+            probability = self.vad.speech_probability(chunk)
+            # The assistant's own voice coming back through open speakers is not the user starting to talk.
+            if (probability >= self.options.vad_end_threshold and reference.level > 1e-6
+                    and echo_share(chunk, reference.recent()) >= self.options.echo_share_threshold):
+                probability = 0.0
+            out.append((chunk, probability))
         return out
 
     def _on_vad_frame(self, samples: np.ndarray, probability: float) -> None:
@@ -201,6 +215,10 @@ class DuplexSession:
         event = self._segmenter.push(probability, frame_time)
         if event is not None and event.kind == "speech_start":
             self._on_speech_start(event.time)
+        elif event is not None and event.kind == "silence_start" and segment is not None and not segment.closed:
+            # Transcribe now, while waiting to see whether the pause lasts: the ASR is the slowest step
+            # before an answer, and most pauses that reach this point end the turn.
+            segment.speculative = (event.time, self._spawn(self._transcribe(segment)))
         elif event is not None and event.kind == "speech_end" and segment is not None and not segment.closed:
             segment.pause_at = event.time
             self._spawn(self._on_pause(segment, event.time))
@@ -224,8 +242,14 @@ class DuplexSession:
             return
         self._segment_counter += 1
         assistant_busy = self.output.speaking or any(w.answering for w in self.workers)
-        self._segment = _Segment(self._segment_counter, onset, self.listener, list(self._pre_roll), [],
-                                 assistant_busy)
+        audio = list(self._pre_roll)
+        previous = self._last_closed
+        if (previous is not None and previous.verdict in ("pending", "ignored") and previous.end is not None
+                and onset - previous.end <= self.options.long_silence_s):
+            previous.absorbed = True  # its words are heard again as the start of this segment
+            audio = previous.audio + audio
+        self._last_closed = None
+        self._segment = _Segment(self._segment_counter, onset, self.listener, audio, [], assistant_busy)
         self._pre_roll.clear()
         self.bus.publish(SpeechStarted(time=now, onset=onset, segment_id=self._segment_counter))
         if assistant_busy and not self.output.ducked:
@@ -238,7 +262,10 @@ class DuplexSession:
         if pause_at - segment.onset < self.options.min_segment_s:
             await self._finalize(segment, None, reason="too short to be speech")
             return
-        transcript = await self._transcribe(segment)
+        if segment.speculative is not None and segment.speculative[0] == pause_at:
+            transcript = await segment.speculative[1]  # begun at the start of this same pause
+        else:
+            transcript = await self._transcribe(segment)
         if transcript is None or segment.closed or segment.pause_at != pause_at:
             return  # the listener failed, or the user went on speaking meanwhile
         finished = (turn_looks_complete(transcript.text) or transcript.looks_like_noise
@@ -285,6 +312,9 @@ class DuplexSession:
         if self._segment is segment:
             self._segment = None
         end = segment.pause_at if segment.pause_at is not None else self._stream_time
+        segment.end, segment.verdict = end, "pending"
+        if not segment.overlapped_assistant:
+            self._last_closed = segment
         self.bus.publish(SpeechEnded(time=self.clock.now(), onset=segment.onset, end=end, segment_id=segment.id))
         if transcript is None and not reason:
             transcript = await self._transcribe(segment)
@@ -298,7 +328,12 @@ class DuplexSession:
                                             final=True, no_speech_prob=transcript.no_speech_prob,
                                             avg_logprob=transcript.avg_logprob))
             decision = await self._decide(segment, transcript)
-        if decision is not None and decision.token is StateToken.QUERY:
+        query = decision is not None and decision.token is StateToken.QUERY
+        noise = transcript is None or transcript.looks_like_noise
+        segment.verdict = "query" if query else ("noise" if noise else "ignored")
+        if segment.absorbed:
+            return  # the user went on speaking; the segment that carries these words decides
+        if query:
             self._take_floor(segment.listener, transcript.text, end)
         elif self._segment is None:
             self._resume_output("not a query")

@@ -82,6 +82,10 @@ REPLIES = frozenset([
     "definitely", "not now", "not really", "alright", "all right", "sure thing", "do it", "yeah sure",
     "sure go ahead", "yes do", "no don't", "no dont",
 ])
+# Statements that are requests when nobody else is being talked to.
+REQUEST_OPENING = re.compile(r"^(i want to|i wanna|i would like|i'd like|id like|i need you to|i need to know|"
+                             r"can you|could you|would you|will you|please|help me|let me know|remind me)\b")
+
 # one-word/two-word controls that always address the assistant (a barge-in "stop" must never be ignored)
 CONTROL_COMMANDS = frozenset([
     "stop", "stop it", "stop talking", "stop please", "please stop", "pause", "cancel", "be quiet", "quiet",
@@ -258,6 +262,10 @@ def hard_rule(evidence: SegmentEvidence, features: SegmentFeatures, *, min_speec
         return RuleVerdict(StateToken.QUERY, f"reply to the assistant's question: {features.text!r}")
     if normalise(features.text) in CONTROL_COMMANDS:
         return RuleVerdict(StateToken.QUERY, f"control command: {features.text!r}")
+    if not evidence.assistant_speaking and features.word_count >= 5 and REQUEST_OPENING.match(normalise(features.text)):
+        # Alone with the assistant, "I want to book a table" is a request to it, though phrased as a
+        # statement (the trained head, which saw such statements as talk to others, says no).
+        return RuleVerdict(StateToken.QUERY, f"request: {features.text!r}")
     if features["backchannel"] or features["filler_only"]:
         return RuleVerdict(StateToken.IGNORE, f"backchannel: {features.text!r}")
     return None

@@ -32,6 +32,7 @@ class Timeline:
 
     def add_text(self, at: float, text: str) -> Timeline:
         self.texts.append((at, text))
+        self.duration = max(self.duration, at)
         return self
 
     def mic_signal(self) -> np.ndarray:

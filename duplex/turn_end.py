@@ -29,6 +29,6 @@ def turn_looks_complete(text: str) -> bool:
         return True
     if words[-1] in FILLERS or words[-1] in OPEN_ENDINGS:
         return False
-    if _DANGLING_INFINITIVE.search(" ".join(words)) and not stripped.endswith(("?", "!", ".")):
+    if _DANGLING_INFINITIVE.search(" ".join(words)):  # whisper ends it with "." all the same
         return False
     return True

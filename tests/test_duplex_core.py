@@ -206,6 +206,7 @@ def test_turn_completeness():
     assert turn_looks_complete("What is the weather like today?")
     assert turn_looks_complete("Tell me a joke")
     assert not turn_looks_complete("I want to book")
+    assert not turn_looks_complete("I want to book.")
     assert not turn_looks_complete("a table for um")
     assert not turn_looks_complete("so I was thinking...")
     assert not turn_looks_complete("")
