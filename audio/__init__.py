@@ -2,8 +2,10 @@
 
 import os
 
-# CTranslate2 (whisper) and llama.cpp run OpenMP thread pools whose idle threads busy-wait by default.
-# With several models in one process on few cores, the spinning threads starve each other: measured here
-# (2 cores), whisper tiny.en on an 11 s clip took 10-18 s beside another busy process and 1.0 s with
-# passive waiting. Must be set before any OpenMP runtime starts, hence here, on first import.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# CTranslate2 (whisper) and llama.cpp each run a GNU OpenMP thread pool whose idle threads busy-wait for
+# a while after every parallel step. On 2 cores the spinning threads of one model starve the other.
+# Measured here (2026-11-22): whisper tiny.en on a 3 s clip took 1.07 s beside llama.cpp with threads
+# spinning (OMP_WAIT_POLICY=ACTIVE) and 0.46 s with a short spin (GOMP_SPINCOUNT=20000), which also kept
+# llama.cpp at 130 tok/s where never spinning (PASSIVE) cut it to 81. Two busy processes at the default
+# took 10-18 s per clip. Must be set before an OpenMP runtime loads, hence here, on first import.
+os.environ.setdefault("GOMP_SPINCOUNT", "20000")

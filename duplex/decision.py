@@ -33,6 +33,7 @@ class SegmentEvidence:
     assistant_text: str = ""  # what the assistant was saying around then (for the own-voice check)
     conversation_tail: tuple[str, ...] = field(default_factory=tuple)  # last few messages, oldest first
     visual_context: str = ""  # a short description of what the camera sees, if anything
+    echo_share: float = 0.0  # mean share of the voiced frames explained by the assistant's own output (0-1)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ class StateDecided(Event):
     interim: bool = False  # decided on the first part of a segment that is still going on
     assistant_speaking: bool = False
     decide_ms: float = 0.0
+    echo_share: float = 0.0  # how much of the segment's voiced audio was the assistant's own output
 
 
 @dataclass(frozen=True, kw_only=True)

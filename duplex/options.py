@@ -23,6 +23,7 @@ class DuplexOptions:
     interim_decision_s: float = 1.0  # decide on a long segment before it ends, every this many seconds
     echo_share_threshold: float = 0.6  # a mic frame this much explained by the recent output is own-voice echo
     # Answers
+    tts_lookahead_s: float = 2.5  # synthesise at most this far ahead of what is playing
     history_token_budget: int = 1500
     llm_stall_s: float = 15.0  # no token for this long: the worker is declared hung and restarted
     apology: str = "Sorry, something went wrong on my side. Could you say that again?"

@@ -165,11 +165,11 @@ class PlaybackBuffer:
             return sum(len(c.samples) - c.played for c in self._queue) / self.sample_rate
 
     def current_text(self) -> str:
-        """The clauses playing now and queued next: what an echo of the assistant would say."""
+        """The clauses played lately, playing now and queued next: what an echo of the assistant would say."""
         with self._lock:
             texts = [c.text for c in list(self._queue)[:3]]
             last = self._turns.get(self._playing_turn) if self._playing_turn is not None else None
-            recent = last.heard_clauses[-2:] if last else []
+            recent = last.heard_clauses[-4:] if last else []  # a segment is judged ~1-3 s after it was heard
         return " ".join(recent + texts)
 
     def turn(self, turn_id: int) -> TurnPlayback:

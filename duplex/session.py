@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,6 +49,7 @@ class _Segment:
     audio: list[np.ndarray]
     probabilities: list[float]
     overlapped_assistant: bool
+    echo_shares: list[float] = field(default_factory=list)  # of the voiced frames heard while output played
     pause_at: float | None = None  # set while the user is silent after speaking
     closed: bool = False
     interim_running: bool = False
@@ -94,8 +95,8 @@ class DuplexSession:
         if len(pair) != 2:
             raise ValueError("a duplex session takes one WorkerModels (shared) or a pair (one per worker)")
         generation = generation or GenerationOptions()
-        self.workers = [Worker(name, m, self.bus, self.clock, self.output, generation, self.options.llm_stall_s)
-                        for name, m in zip("AB", pair)]
+        self.workers = [Worker(name, m, self.bus, self.clock, self.output, generation, self.options.llm_stall_s,
+                               self.options.tts_lookahead_s) for name, m in zip("AB", pair)]
         self.listener: Worker = self.workers[0]
         self.speaker: Worker | None = None
         self._turn: _OpenTurn | None = None
@@ -178,10 +179,10 @@ class DuplexSession:
             if self._stream_time is None:
                 self._stream_time = self.clock.now() - frame.duration
             frames = await loop.run_in_executor(self._vad_executor, self._analyse, frame)
-            for samples, probability in frames:
-                self._on_vad_frame(samples, probability)
+            for samples, probability, share in frames:
+                self._on_vad_frame(samples, probability, share)
 
-    def _analyse(self, frame: AudioFrame) -> list[tuple[np.ndarray, float]]:
+    def _analyse(self, frame: AudioFrame) -> list[tuple[np.ndarray, float, float | None]]:
         """(VAD thread) resample to 16 kHz mono and score each complete VAD frame."""
         mono = frame.mono_float32()
         if frame.sample_rate != VAD_SAMPLE_RATE:
@@ -195,20 +196,23 @@ class DuplexSession:
         while len(self._pending) >= size:
             chunk, self._pending = self._pending[:size], self._pending[size:]
             probability = self.vad.speech_probability(chunk)
-            # The assistant's own voice coming back through open speakers is not the user starting to talk.
-            if (probability >= self.options.vad_end_threshold and reference.level > 1e-6
-                    and echo_share(chunk, reference.recent()) >= self.options.echo_share_threshold):
-                probability = 0.0
-            out.append((chunk, probability))
+            share = None
+            if probability >= self.options.vad_end_threshold and reference.level > 1e-6:
+                share = echo_share(chunk, reference.recent())
+                if share >= self.options.echo_share_threshold:
+                    probability = 0.0  # the assistant's own voice coming back is not the user talking
+            out.append((chunk, probability, share))
         return out
 
-    def _on_vad_frame(self, samples: np.ndarray, probability: float) -> None:
+    def _on_vad_frame(self, samples: np.ndarray, probability: float, share: float | None) -> None:
         frame_time = self._stream_time
         self._stream_time += self._frame_s
         segment = self._segment
         if segment is not None:
             segment.audio.append(samples)
             segment.probabilities.append(probability)
+            if share is not None:
+                segment.echo_shares.append(share)
             segment.overlapped_assistant |= self.output.speaking
         else:
             self._pre_roll.append(samples)
@@ -229,8 +233,9 @@ class DuplexSession:
         if length >= self.options.max_segment_s:
             segment.pause_at = self._stream_time
             self._spawn(self._finalize(segment, None))
-        elif (segment.overlapped_assistant and not segment.released and not segment.interim_running
-              and segment.pause_at is None and length - segment.interim_at >= self.options.interim_decision_s):
+        elif (segment.overlapped_assistant and not (segment.released or segment.early_interrupt)
+              and not segment.interim_running and segment.pause_at is None
+              and length - segment.interim_at >= self.options.interim_decision_s):
             segment.interim_running, segment.interim_at = True, length
             self._spawn(self._interim(segment))
 
@@ -344,7 +349,8 @@ class DuplexSession:
             speech_probabilities=np.asarray(segment.probabilities, dtype=np.float32),
             assistant_speaking=segment.overlapped_assistant, assistant_text=self.output.current_text()
             or (self._turn.worker.answer_text if self._turn else ""),
-            conversation_tail=self.conversation.tail())
+            conversation_tail=self.conversation.tail(),
+            echo_share=float(np.mean(segment.echo_shares)) if segment.echo_shares else 0.0)
         started = time.perf_counter()
         try:
             decision = await asyncio.wait_for(segment.listener.decide(self.decider, evidence), LISTENER_TIMEOUT_S)
@@ -359,7 +365,8 @@ class DuplexSession:
         self.bus.publish(StateDecided(
             time=self.clock.now(), worker=segment.listener.name, segment_id=segment.id, token=decision.token.value,
             query_probability=decision.query_probability, reason=decision.reason, text=text, interim=interim,
-            assistant_speaking=segment.overlapped_assistant, decide_ms=decide_ms))
+            assistant_speaking=segment.overlapped_assistant, decide_ms=decide_ms,
+            echo_share=float(np.mean(segment.echo_shares)) if segment.echo_shares else 0.0))
 
     async def _typed(self, text: str) -> None:
         now = self.clock.now()

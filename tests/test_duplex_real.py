@@ -2,7 +2,7 @@
 
 User speech is synthesised with the bundled Piper voice; noise comes from the shared recordings (those
 tests skip when the folder is absent). Figures printed here are informational; the measured targets live
-in benchmarks/duplex.py and docs/benchmarks.md.
+in benchmarks/duplex_latency.py and docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -155,3 +155,36 @@ async def test_pause_in_mid_sentence_waits_for_the_rest(stack, decider, say):
     turns = kinds(log, "TurnStarted")
     assert len(turns) == 1
     assert "capital" in turns[0]["question"].lower() and "italy" in turns[0]["question"].lower()
+
+
+class FailsOnce:
+    """The real model, except that its first answer raises halfway: a model crash mid-answer."""
+
+    def __init__(self, model):
+        self.model, self.name, self.failed = model, model.name, False
+
+    def stream_chat(self, messages, options, cancel=None):
+        for i, piece in enumerate(self.model.stream_chat(messages, options, cancel)):
+            if i == 3 and not self.failed:
+                self.failed = True
+                raise RuntimeError("CUDA error: device lost")
+            yield piece
+
+
+async def test_a_model_crash_is_apologised_for_and_the_session_goes_on(stack, decider, say):
+    log = EventLog()
+    models = WorkerModels(stack.recognizer, FailsOnce(stack.language_model), stack.synthesizer)
+    session = DuplexSession(models, decider, SileroVad, DuplexOptions(output_sample_rate=24000),
+                            generation=GenerationOptions(max_tokens=40), event_log=log)
+    question = say("What is the capital of France?")
+    timeline = (Timeline(1.0).add_audio(0.5, question, "q1")
+                .add_audio(0.5 + question.duration + 5.0, say("What is the capital of Italy?"), "q2"))
+    async with session:
+        result = await run_timeline(session, timeline, tail_s=5.0)
+    assert "device lost" in kinds(log, "ErrorEvent")[0]["message"]
+    assert kinds(log, "TurnEnded")[0]["status"] == "failed"
+    apology = [a for a in kinds(log, "AssistantAudio") if a["text"] == session.options.apology]
+    assert apology and result.speaker_active(0.5 + question.duration + 0.5, 0.5 + question.duration + 4.5) > 0.2
+    last = [t for t in kinds(log, "TurnEnded") if t["status"] == "completed"]
+    assert last and "rome" in last[-1]["answer"].lower()
+    assert any(t.role == "user" and "France" in t.text for t in session.history)  # history survived

@@ -1,6 +1,6 @@
 """Speed and memory of the default model stack on this machine.
 
-    .venv/bin/python benchmarks/models.py [--repeats 7] [--llm SPEC]
+    .venv/bin/python benchmarks/model_speed.py [--repeats 7] [--llm SPEC]
 
 Prints a markdown table of medians over ``--repeats`` warm runs: load time per model, ASR latency and
 real-time factor (RTF = compute time / audio time) for 1 s and 5 s clips, LLM time to first token and
