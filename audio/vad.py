@@ -150,7 +150,7 @@ class SpeechSegmenter:
     """
 
     def __init__(self, frame_seconds: float, start_threshold: float = 0.5, end_threshold: float = 0.35,
-                 start_frames: int = 3, end_silence_s: float = 0.4, early_silence_frames: int = 2) -> None:
+                 start_frames: int = 3, end_silence_s: float = 0.4, early_silence_frames: int = 4) -> None:
         self.frame_seconds = frame_seconds
         self.start_threshold, self.end_threshold = start_threshold, end_threshold
         self.start_frames = start_frames

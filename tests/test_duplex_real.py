@@ -147,14 +147,17 @@ async def test_typed_message_interrupts_a_spoken_answer(stack, decider, say):
 
 
 async def test_pause_in_mid_sentence_waits_for_the_rest(stack, decider, say):
-    first = say("Could you tell me the capital of")
-    timeline = (Timeline(1.0).add_audio(0.5, first, "part1")  # 0.7 s of silence after "of"
-                .add_audio(0.5 + first.duration + 0.7, say("Italy?"), "part2"))
+    # tiny.en hears a trailing "of" as "of", "look" or "load" from run to run (CPU float reductions tip it);
+    # a trailing "and" it keeps, and marks unfinished ("and...").
+    first = say("Tell me a fact about cats and")
+    timeline = (Timeline(1.0).add_audio(0.5, first, "part1")  # 0.7 s of silence after "and"
+                .add_audio(0.5 + first.duration + 0.7, say("one about dogs."), "part2"))
     session, log, result = await run(stack, decider, timeline, tail_s=4.0)
-    assert len(kinds(log, "SpeechEnded")) == 1  # one turn, not two
     turns = kinds(log, "TurnStarted")
-    assert len(turns) == 1
-    assert "capital" in turns[0]["question"].lower() and "italy" in turns[0]["question"].lower()
+    assert len(turns) == 1  # the assistant did not take the floor in the pause
+    part2_start = timeline.spans("part2")[0][0]
+    assert turns[0]["from_time"] - result.start_time > part2_start
+    assert "cats" in turns[0]["question"].lower() and "dogs" in turns[0]["question"].lower()
 
 
 class FailsOnce:
