@@ -19,6 +19,10 @@ def write_tiny_checkpoint(path):
     dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
                            n_vocab=51864, n_text_ctx=448, n_text_state=32, n_text_head=2, n_text_layer=1)
     model = Whisper(dims)
+    # whisper leaves the decoder's positional embedding as torch.empty (real checkpoints overwrite it):
+    # give it values, or uninitialised memory sometimes holds NaN
+    torch.nn.init.normal_(model.decoder.positional_embedding, std=0.02)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
     torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
 
 
