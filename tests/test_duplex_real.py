@@ -191,3 +191,21 @@ async def test_a_model_crash_is_apologised_for_and_the_session_goes_on(stack, de
     last = [t for t in kinds(log, "TurnEnded") if t["status"] == "completed"]
     assert last and "rome" in last[-1]["answer"].lower()
     assert any(t.role == "user" and "France" in t.text for t in session.history)  # history survived
+
+
+async def test_separate_model_copies_per_worker_through_the_assistant_wiring(say):
+    from assistant.config import AssistantConfig
+    from assistant.session import AssistantModels
+
+    config = AssistantConfig(separate_worker_models=True)
+    config.llm.max_answer_tokens = 30
+    models = AssistantModels(config, progress=False)
+    session = models.new_session(output_sample_rate=24000)
+    first, second = session.workers
+    assert first.models.language_model is not second.models.language_model
+    assert first.models.recognizer is not second.models.recognizer
+    timeline = Timeline(1.0).add_audio(0.5, say("What is the capital of France?"), "q")
+    async with session:
+        await run_timeline(session, timeline, tail_s=5.0)
+    ended = session.event_log.of_kind("TurnEnded")
+    assert ended and ended[0]["status"] == "completed" and "paris" in ended[0]["answer"].lower()
