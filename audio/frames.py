@@ -86,10 +86,6 @@ class AudioFrame:
     def duration(self) -> float:
         return self.num_samples / self.sample_rate
 
-    @property
-    def end_time(self) -> float:
-        return self.timestamp + self.duration
-
     def mono_float32(self) -> np.ndarray:
         """1-D float32 mono samples: the form the models take."""
         floats = to_float32(self.samples)

@@ -584,18 +584,23 @@ def main(argv: list[str] | None = None) -> int:
                           for r, f in zip(rules, feats)])
     results["rules only"] = {"pred": rule_pred}
 
+    def search(x: np.ndarray, grid, label: str):
+        """Best (F1 on queries) of the (l2, per-column penalty scale) settings, out of fold."""
+        best = None
+        for l2, scale, name in grid:
+            oof = cross_validate(x, y, folds, trainable, l2, scale)
+            t, ts = pick_thresholds(oof, y, rules, speaking)
+            pred = decide_with(oof, rules, speaking, t, ts)
+            score = metrics(y, pred)
+            f1 = 2 * score["P query"] * score["R query"] / (score["P query"] + score["R query"])
+            log(f"{label} {name}: F1 query {f1:.3f} (thresholds {t}/{ts})")
+            if best is None or f1 > best[0]:
+                best = (f1, (l2, scale), oof, t, ts, pred)
+        return best
+
     # features only
-    best = None
-    for l2 in (0.3, 1.0, 3.0, 10.0):
-        oof = cross_validate(x_feat, y, folds, trainable, l2, None)
-        t, ts = pick_thresholds(oof, y, rules, speaking)
-        pred = decide_with(oof, rules, speaking, t, ts)
-        score = metrics(y, pred)
-        f1 = 2 * score["P query"] * score["R query"] / (score["P query"] + score["R query"])
-        log(f"features l2={l2}: F1 query {f1:.3f} (thresholds {t}/{ts})")
-        if best is None or f1 > best[0]:
-            best = (f1, l2, oof, t, ts, pred)
-    _, l2_feat, oof_feat, t_feat, ts_feat, pred_feat = best
+    best = search(x_feat, [(l2, None, f"l2={l2}") for l2 in (0.3, 1.0, 3.0, 10.0)], "features")
+    _, (l2_feat, _), oof_feat, t_feat, ts_feat, pred_feat = best
     results["features"] = {"pred": pred_feat, "oof": oof_feat, "l2": l2_feat, "threshold": t_feat, "speaking_threshold": ts_feat}
     head_feat = fit_logistic(x_feat[trainable], y[trainable], l2=l2_feat)
     variants = {"features": {"head": head_feat.to_json(), "threshold": t_feat, "speaking_threshold": ts_feat,
@@ -609,19 +614,11 @@ def main(argv: list[str] | None = None) -> int:
         dim = len(next(iter(store.values())))
         x_emb = np.stack([store.get(f.text, np.zeros(dim)) if f.text else np.zeros(dim) for f in feats])
         x_both = np.hstack([x_feat, x_emb])
-        best = None
-        for l2 in (1.0, 3.0):
-            for emb_scale in (10.0, 30.0, 100.0):
-                scale = np.concatenate([np.ones(x_feat.shape[1]), np.full(dim, emb_scale)])
-                oof = cross_validate(x_both, y, folds, trainable, l2, scale)
-                t, ts = pick_thresholds(oof, y, rules, speaking)
-                pred = decide_with(oof, rules, speaking, t, ts)
-                score = metrics(y, pred)
-                f1 = 2 * score["P query"] * score["R query"] / (score["P query"] + score["R query"])
-                log(f"features+embedding l2={l2} x{emb_scale} on embedding: F1 query {f1:.3f} (thresholds {t}/{ts})")
-                if best is None or f1 > best[0]:
-                    best = (f1, (l2, emb_scale), oof, t, ts, pred)
-        _, (l2_both, scale_both), oof_both, t_both, ts_both, pred_both = best
+        grid = [(l2, np.concatenate([np.ones(x_feat.shape[1]), np.full(dim, emb_scale)]),
+                 f"l2={l2} x{emb_scale} on embedding") for l2 in (1.0, 3.0) for emb_scale in (10.0, 30.0, 100.0)]
+        best = search(x_both, grid, "features+embedding")
+        _, (l2_both, scale_vector), oof_both, t_both, ts_both, pred_both = best
+        scale_both = float(scale_vector[-1])
         results["features + SmolLM2 embedding"] = {"pred": pred_both, "oof": oof_both, "l2": l2_both, "embedding_penalty": scale_both,
                                                    "threshold": t_both, "speaking_threshold": ts_both}
         scale = np.concatenate([np.ones(x_feat.shape[1]), np.full(dim, scale_both)])

@@ -87,12 +87,6 @@ class StateDecided(Event):
     echo_share: float = 0.0  # how much of the segment's voiced audio was the assistant's own output
 
 
-@dataclass(frozen=True, kw_only=True)
-class VisionContext(Event):
-    description: str  # what the camera shows, as text the language model can read
-    frames: int = 1
-
-
 # --- assistant side --------------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)

@@ -155,11 +155,6 @@ class PlaybackBuffer:
         with self._lock:
             return bool(self._queue)
 
-    @property
-    def active_turn(self) -> int | None:
-        with self._lock:
-            return self._queue[0].turn_id if self._queue else self._playing_turn
-
     def queued_seconds(self) -> float:
         with self._lock:
             return sum(len(c.samples) - c.played for c in self._queue) / self.sample_rate

@@ -51,7 +51,6 @@ class Worker:
         self.tts_lookahead_s = tts_lookahead_s
         self._executor = self._new_executor()
         self.answer_task: asyncio.Task | None = None
-        self.turn_id: int | None = None
         self.answer_text = ""
         self._cancel = threading.Event()
         self.restarts = 0
@@ -78,7 +77,7 @@ class Worker:
 
     def start_answer(self, turn_id: int, messages: list[ChatMessage],
                      on_done: Callable[[Worker, int, asyncio.Task], None]) -> asyncio.Task:
-        self.turn_id, self.answer_text = turn_id, ""
+        self.answer_text = ""
         self._cancel = threading.Event()
         task = asyncio.create_task(self._answer(turn_id, messages, self._cancel), name=f"answer-{self.name}-{turn_id}")
         task.add_done_callback(lambda t: on_done(self, turn_id, t))
