@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from assistant import bundled
-from assistant.config import ASRConfig, AssistantConfig, ConfigError, LLMConfig, TTSConfig, VADConfig
+from assistant.config import ASRConfig, AssistantConfig, ConfigError, LLMConfig, TTSConfig, VADConfig, VisionConfig
 from audio.asr import SpeechRecognizer
 from audio.tts import SpeechSynthesizer
 from audio.vad import VoiceActivityDetector
 from duplex.llm import LanguageModel
+from duplex.vision import FrameDescriber
 
 T = TypeVar("T")
 
@@ -81,6 +82,24 @@ def load_vad(config: VADConfig) -> VoiceActivityDetector:
         return make_vad(config.backend)
     except ValueError as error:
         raise ConfigError(f"vad.backend: {error}") from None
+
+
+def load_describer(config: VisionConfig) -> FrameDescriber | None:
+    """The camera's describer: ``experts`` (CPU: OCR, faces, colours), ``transformers:MODEL`` (a VLM), ``none``."""
+    backend, _, model = config.backend.partition(":")
+    if backend == "none":
+        return None
+    if backend == "experts":
+        from assistant.vision.experts import ExpertDescriber
+
+        return ExpertDescriber(ocr=config.ocr, faces=config.faces)
+    if backend == "transformers":
+        from assistant.vision.vlm import TransformersVisionDescriber
+
+        if not model:
+            raise ConfigError("vision.backend transformers needs a model: transformers:HUB_ID_OR_FOLDER")
+        return TransformersVisionDescriber(model, device=config.device, max_new_tokens=config.max_new_tokens)
+    raise ConfigError(f"unknown vision.backend {config.backend!r}; choose experts, transformers:MODEL or none")
 
 
 @dataclass

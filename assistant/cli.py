@@ -111,6 +111,44 @@ def command_models(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def command_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from assistant.session import AssistantModels
+    from ui.webrtc.options import ServerOptions
+    from ui.webrtc.server import serve_forever
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s")
+    options = ServerOptions(host=args.host, port=args.port, token=args.token or os.environ.get("ASSISTANT_TOKEN", ""),
+                            max_sessions=args.max_sessions, ice_servers=args.ice_server,
+                            event_log_dir=str(args.event_log_dir or ""), certfile=str(args.cert or ""),
+                            keyfile=str(args.key or ""))
+    if args.max_sessions < 1:
+        raise ConfigError("--max-sessions must be at least 1")
+    if args.port:  # find a taken port before spending seconds on loading models
+        import socket
+
+        with socket.socket() as probe:
+            try:
+                probe.bind((args.host, args.port))
+            except OSError as error:
+                raise ConfigError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}") from None
+    models = AssistantModels(build_config(args), progress=not args.quiet)
+    try:
+        asyncio.run(serve_forever(models, options))
+    except OSError as error:  # port taken, address not on this machine, unreadable certificate
+        raise ConfigError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}") from None
+    return 0
+
+
+def command_desktop(args: argparse.Namespace) -> int:
+    from ui.desktop import command_desktop as run
+
+    return run(args, build_config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Full-duplex voice and vision assistant")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -126,10 +164,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(ask_parser)
     ask_parser.set_defaults(handler=command_ask)
 
+    serve_parser = commands.add_parser("serve", help="browser voice and video chat (WebRTC) on this machine")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    serve_parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (default 8080)")
+    serve_parser.add_argument("--token", help="access token (default: $ASSISTANT_TOKEN, else a random one per start)")
+    serve_parser.add_argument("--max-sessions", type=int, default=4, help="calls at once; more get 'busy' (default 4)")
+    serve_parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                              help="STUN/TURN server for calls across networks (default: none)")
+    serve_parser.add_argument("--event-log-dir", type=Path, help="write one JSONL event log per call here")
+    serve_parser.add_argument("--cert", type=Path, help="TLS certificate (browsers allow the microphone on other "
+                                                          "hosts only over https)")
+    serve_parser.add_argument("--key", type=Path, help="TLS private key for --cert")
+    serve_parser.add_argument("--verbose", action="store_true", help="log calls starting and ending")
+    serve_parser.add_argument("--quiet", action="store_true", help="no loading progress on stderr")
+    _add_model_options(serve_parser)
+    serve_parser.set_defaults(handler=command_serve)
+
+    desktop_parser = commands.add_parser("desktop", help="talk through this computer's microphone and speakers")
+    from ui.desktop_options import add_desktop_arguments
+
+    add_desktop_arguments(desktop_parser)
+    desktop_parser.add_argument("--quiet", action="store_true", help="no loading progress on stderr")
+    _add_model_options(desktop_parser)
+    desktop_parser.set_defaults(handler=command_desktop)
+
     models_parser = commands.add_parser("models", help="show the installed models and backends")
     models_parser.add_argument("--load", action="store_true", help="also load them and show load times")
     _add_model_options(models_parser)
     models_parser.set_defaults(handler=command_models)
+
+    from assistant.replay.cli import add_replay_commands  # replay / eval: scenario files (docs/replay.md)
+
+    add_replay_commands(commands, _add_model_options, build_config)
     return parser
 
 

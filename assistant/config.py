@@ -65,11 +65,22 @@ class VADConfig:
 
 
 @dataclass
+class VisionConfig:
+    # "experts" (OCR, faces, colours on the CPU), "transformers:MODEL" (a VLM: hub id or folder), or "none"
+    backend: str = "experts"
+    device: str = "auto"  # transformers VLM: auto picks cuda when torch sees a GPU
+    max_new_tokens: int = 48  # transformers VLM: length of the frame description
+    ocr: bool = True  # experts: read visible text
+    faces: bool = True  # experts: count faces
+
+
+@dataclass
 class AssistantConfig:
     asr: ASRConfig = field(default_factory=ASRConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     tts: TTSConfig = field(default_factory=TTSConfig)
     vad: VADConfig = field(default_factory=VADConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
     duplex: DuplexOptions = field(default_factory=DuplexOptions)
     max_question_seconds: float = 120.0
     separate_worker_models: bool = False  # load a second copy of every model, one per worker (two GPUs)
@@ -86,7 +97,7 @@ class AssistantConfig:
             section, name = dotted.split(".", 1)
             target = getattr(self, section, None)
             if not dataclasses.is_dataclass(target):
-                raise ConfigError(f"unknown config section {section!r}; sections: asr, llm, tts, vad, duplex")
+                raise ConfigError(f"unknown config section {section!r}; sections: asr, llm, tts, vad, vision, duplex")
         fields = {f.name: f for f in dataclasses.fields(target)}
         if name not in fields:
             raise ConfigError(f"unknown option {dotted!r}; known: {', '.join(sorted(fields))}")
@@ -144,7 +155,7 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
             else:
                 _set_from(config, key, value, f"{path}")
     environ = os.environ if environ is None else environ
-    for section in ("asr", "llm", "tts", "vad", "duplex"):
+    for section in ("asr", "llm", "tts", "vad", "vision", "duplex"):
         for option in dataclasses.fields(getattr(config, section)):
             variable = f"ASSISTANT_{section.upper()}_{option.name.upper()}"
             if variable in environ:

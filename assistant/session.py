@@ -6,7 +6,7 @@ import os
 from importlib.util import find_spec
 from pathlib import Path
 
-from assistant.backends import ModelStack, load_stack, load_vad
+from assistant.backends import ModelStack, load_describer, load_stack, load_vad
 from assistant.config import AssistantConfig, ConfigError
 from duplex.bus import EventLog
 from duplex.clock import Clock
@@ -37,11 +37,13 @@ def make_state_decider(config: AssistantConfig) -> StateDecider:
 class AssistantModels:
     """Everything loaded once per process and shared by its sessions (each session has its own state)."""
 
-    def __init__(self, config: AssistantConfig, progress: bool = True) -> None:
+    def __init__(self, config: AssistantConfig, progress: bool = True, stack: ModelStack | None = None) -> None:
+        """``stack``: models already loaded for ``config`` (tests share one copy across transports)."""
         self.config = config
-        self.stack = load_stack(config, progress=progress)
+        self.stack = stack or load_stack(config, progress=progress)
         self.second_stack = load_stack(config, progress=progress) if config.separate_worker_models else None
         self.decider = make_state_decider(config)
+        self.describer = load_describer(config.vision)  # the camera's frames into words (None: no vision)
 
     def new_session(self, clock: Clock | None = None, event_log_path: str | Path | None = None,
                     output_sample_rate: int | None = None) -> DuplexSession:
@@ -57,4 +59,4 @@ class AssistantModels:
         return DuplexSession(
             models, self.decider, lambda: load_vad(config.vad), options, system_prompt=config.llm.system_prompt,
             generation=GenerationOptions(max_tokens=config.llm.max_answer_tokens, temperature=config.llm.temperature),
-            clock=clock, event_log=EventLog(event_log_path))
+            clock=clock, event_log=EventLog(event_log_path), vision=self.describer)

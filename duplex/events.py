@@ -87,6 +87,33 @@ class StateDecided(Event):
     echo_share: float = 0.0  # how much of the segment's voiced audio was the assistant's own output
 
 
+# --- camera side -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class VisionFrame(Event):
+    """A camera frame the vision input kept (after sampling); analysed off the event loop."""
+
+    frame_id: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisionDescribed(Event):
+    frame_id: int
+    text: str  # the short description the answer and the state decision see
+    analyse_ms: float
+    changed: bool = True  # False: the view looked the same as before, so the previous description was kept
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisionStale(Event):
+    """The camera sent frames and then stopped: what it showed last is getting old."""
+
+    last_frame_time: float
+    silent_s: float
+
+
 # --- assistant side --------------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,3 +28,15 @@ class DuplexOptions:
     llm_stall_s: float = 15.0  # no token for this long: the worker is declared hung and restarted
     apology: str = "Sorry, something went wrong on my side. Could you say that again?"
     output_sample_rate: int = 48000
+    # Camera: frames are sampled (often while the user speaks, rarely when idle), analysed one at a time off
+    # the event loop (a frame arriving while one is analysed replaces any waiting one: the latest wins).
+    vision_idle_interval_s: float = 2.0
+    vision_speech_interval_s: float = 0.5
+    vision_recent_frames: int = 8  # the recent-frames buffer
+    vision_max_side: int = 1280  # larger frames are downscaled before analysis
+    vision_max_input_pixels: int = 40_000_000  # larger frames are refused with a log line (a broken source)
+    vision_change_threshold: float = 0.04  # mean absolute change (0-1) below which a frame counts as unchanged
+    vision_context_s: float = 3.0  # frames this long before the user began speaking belong to the query
+    vision_context_max_age_s: float = 30.0  # an older last frame is no longer taken for what the camera shows
+    vision_wait_s: float = 0.5  # a query waits this long at most for a frame still being analysed
+    vision_stale_s: float = 5.0  # no frame for this long after some arrived: logged as a stopped camera

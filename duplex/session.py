@@ -36,6 +36,7 @@ from duplex.llm import GenerationOptions
 from duplex.options import DuplexOptions
 from duplex.playback import PlaybackBuffer, heard_text
 from duplex.turn_end import turn_looks_complete
+from duplex.vision import FrameDescriber, VisionInput
 from duplex.worker import Worker, WorkerModels
 
 LISTENER_TIMEOUT_S = 20.0  # ASR + decision on one segment; past this the listener is declared hung
@@ -50,6 +51,7 @@ class _Segment:
     probabilities: list[float]
     overlapped_assistant: bool
     echo_shares: list[float] = field(default_factory=list)  # of the voiced frames heard while output played
+    visual_context: str = ""  # what the camera showed around this segment, as the decision saw it
     pause_at: float | None = None  # set while the user is silent after speaking
     closed: bool = False
     interim_running: bool = False
@@ -79,7 +81,7 @@ class DuplexSession:
                  vad_factory: Callable[[], VoiceActivityDetector], options: DuplexOptions | None = None,
                  system_prompt: str = "You are a helpful voice assistant. Answer briefly.",
                  generation: GenerationOptions | None = None, clock: Clock | None = None,
-                 event_log: EventLog | None = None) -> None:
+                 event_log: EventLog | None = None, vision: FrameDescriber | None = None) -> None:
         self.options = options or DuplexOptions()
         self.clock = clock or RealClock()
         self.bus = EventBus()
@@ -122,6 +124,9 @@ class DuplexSession:
         self.dropped_input_frames = 0
         self.loop_lag_ms: list[float] = []
         self.closed = False
+        # Camera frames (push_image): sampled, described off the loop, attached to the queries around them.
+        self.vision = VisionInput(vision, self.bus.publish, self.clock, self.options,
+                                  user_speaking=lambda: self._segment is not None and not self._segment.closed)
 
     # --- life cycle --------------------------------------------------------------------------------
 
@@ -141,6 +146,7 @@ class DuplexSession:
         for worker in self.workers:
             worker.close()
         self._vad_executor.shutdown(wait=False, cancel_futures=True)
+        await self.vision.close()
         if self.event_log is not None:
             self.event_log.close()
 
@@ -159,6 +165,16 @@ class DuplexSession:
             self._input.put_nowait(frame)
         except asyncio.QueueFull:
             self.dropped_input_frames += 1
+
+    def push_image(self, image: np.ndarray, timestamp: float | None = None) -> None:
+        """A camera frame: RGB uint8 HxWx3 (HxW grey and HxWx4 RGBA are converted). Never blocks or raises:
+        frames are sampled, a bad one is logged and dropped; ``timestamp`` is on the session clock (default now)."""
+        try:
+            self.vision.push(image, timestamp)
+        except Exception as error:  # a transport's frame must never take the session down
+            self.bus.publish(ErrorEvent(time=self.clock.now(), worker="vision",
+                                        message=f"camera frame dropped: {type(error).__name__}: {error}",
+                                        recovered=True))
 
     def push_text(self, text: str) -> None:
         """A typed message: decided ``<3>`` and answered at once, interrupting like speech."""
@@ -339,17 +355,20 @@ class DuplexSession:
         if segment.absorbed:
             return  # the user went on speaking; the segment that carries these words decides
         if query:
-            self._take_floor(segment.listener, transcript.text, end)
+            self._take_floor(segment.listener, transcript.text, end, visual_context=segment.visual_context)
         elif self._segment is None:
             self._resume_output("not a query")
 
     async def _decide(self, segment: _Segment, transcript, interim: bool = False) -> StateDecision | None:
+        if not interim:
+            await self.vision.settle(self.options.vision_wait_s)  # a frame shown while asking is still analysed
+        segment.visual_context = self.vision.context(segment.onset, segment.end or self._stream_time or 0.0)
         evidence = SegmentEvidence(
             audio_16k=segment.samples(), transcript=transcript,
             speech_probabilities=np.asarray(segment.probabilities, dtype=np.float32),
             assistant_speaking=segment.overlapped_assistant, assistant_text=self.output.current_text()
             or (self._turn.worker.answer_text if self._turn else ""),
-            conversation_tail=self.conversation.tail(),
+            conversation_tail=self.conversation.tail(), visual_context=segment.visual_context,
             echo_share=float(np.mean(segment.echo_shares)) if segment.echo_shares else 0.0)
         started = time.perf_counter()
         try:
@@ -374,7 +393,8 @@ class DuplexSession:
         self.bus.publish(StateDecided(time=now, worker=self.listener.name, segment_id=-1,
                                       token=StateToken.TEXT_QUERY.value, query_probability=1.0,
                                       reason="typed message", text=text))
-        self._take_floor(self.listener, text, now, typed=True)
+        await self.vision.settle(self.options.vision_wait_s)
+        self._take_floor(self.listener, text, now, typed=True, visual_context=self.vision.context(now, now))
 
     # --- turns: interrupt, hand-off, answer ------------------------------------------------------
 
@@ -399,7 +419,8 @@ class DuplexSession:
         self.bus.publish(TurnEnded(time=now, worker=turn.worker.name, turn_id=turn.turn_id, status="interrupted",
                                    answer=turn.worker.answer_text, spoken=spoken))
 
-    def _take_floor(self, worker: Worker, question: str, from_time: float, typed: bool = False) -> None:
+    def _take_floor(self, worker: Worker, question: str, from_time: float, typed: bool = False,
+                    visual_context: str = "") -> None:
         """``worker`` heard a query: stop whatever is being said, then it answers and the other listens."""
         self._interrupt_turn("typed message" if typed else "user query")
         other = self.workers[1] if worker is self.workers[0] else self.workers[0]
@@ -408,12 +429,14 @@ class DuplexSession:
             self.bus.publish(HandOff(time=self.clock.now(), speaker=worker.name, listener=other.name,
                                      reason="typed message" if typed else "query heard"))
         self.output.resume()
-        self.conversation.add_user(question, from_time, typed=typed)
+        self.conversation.add_user(question, from_time, typed=typed, visual_context=visual_context)
         self._turn_counter += 1
         self._turn = _OpenTurn(self._turn_counter, worker, question, from_time)
         self.bus.publish(TurnStarted(time=self.clock.now(), worker=worker.name, turn_id=self._turn_counter,
                                      question=question, from_time=from_time))
-        worker.start_answer(self._turn_counter, self.conversation.messages(), self._answer_done)
+        # The view at the question goes in the system prompt too, where even a small model heeds it.
+        seen = f"The user's camera shows: {visual_context}" if visual_context else ""
+        worker.start_answer(self._turn_counter, self.conversation.messages(extra_system=seen), self._answer_done)
 
     def _answer_done(self, worker: Worker, turn_id: int, task: asyncio.Task) -> None:
         turn = self._turn

@@ -268,7 +268,24 @@ def hard_rule(evidence: SegmentEvidence, features: SegmentFeatures, *, min_speec
         return RuleVerdict(StateToken.QUERY, f"request: {features.text!r}")
     if features["backchannel"] or features["filler_only"]:
         return RuleVerdict(StateToken.IGNORE, f"backchannel: {features.text!r}")
+    if not evidence.assistant_speaking and asks_about_the_view(evidence, features):
+        # "What does the label say?" reads like talk to someone else without the camera; with a view to
+        # talk about, and the assistant silent, it is a question for the assistant.
+        return RuleVerdict(StateToken.QUERY, f"question about what the camera shows: {features.text!r}")
     return None
+
+
+VISUAL_WORDS = frozenset(
+    "this that these those here label sign page text written read say says see look looks looking showing "
+    "show holding hold hand camera picture photo image screen colour color wearing".split())
+
+
+def asks_about_the_view(evidence: SegmentEvidence, features: SegmentFeatures) -> bool:
+    """A question or command that points at something seen, while the camera shows something."""
+    if not evidence.visual_context:
+        return False
+    asking = features["question_mark"] or features["question_word_start"] or features["imperative_start"]
+    return bool(asking) and any(word in VISUAL_WORDS for word in words_of(features.text))
 
 
 def rules_only_query(features: SegmentFeatures) -> bool:

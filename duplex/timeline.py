@@ -1,21 +1,42 @@
 """Play a scripted timeline into a session, as a microphone and a loudspeaker would.
 
-A ``Timeline`` places user audio (speech, noise) and typed messages at given times. ``run_timeline`` feeds
-it to a session in 20 ms blocks paced by the session's clock, pulls the assistant's voice out of the
+A ``Timeline`` places user audio (speech, noise), typed messages and camera images at given times.
+``run_timeline`` feeds it to a session in 20 ms blocks paced by the session's clock, pulls the assistant's voice out of the
 playback queue at the same pace, optionally leaks that voice back into the microphone (open speakers),
-and returns both signals plus the event log. Tests and the replay command are built on it.
+and returns both signals plus the event log. Tests and the replay command are built on it; a pacer
+(``duplex/pacing.py``) decides whether time passes in real time or on a virtual clock.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from audio.frames import AudioFrame, StreamResampler, to_float32
+from duplex.pacing import ClockPacer, Pacer
 from duplex.session import DuplexSession
 
 MIC_RATE = 16000
+
+
+@dataclass
+class Cue:
+    """User audio or a typed message placed when ``ready(now_s)`` first holds (timeline seconds), e.g. two
+    seconds into the assistant's answer, however long that answer took to start. Cues fire in order, each
+    only after the one before it; ``started_at`` is set when it fires."""
+
+    ready: Callable[[float], bool]
+    samples: np.ndarray | None = None  # 16 kHz float32
+    text: str = ""
+    label: str = ""
+    started_at: float | None = None
+
+    @property
+    def duration(self) -> float:
+        return 0.0 if self.samples is None else len(self.samples) / MIC_RATE
 
 
 @dataclass
@@ -23,6 +44,8 @@ class Timeline:
     duration: float
     audio: list[tuple[float, np.ndarray, str]] = field(default_factory=list)  # (start s, 16 kHz float32, label)
     texts: list[tuple[float, str]] = field(default_factory=list)
+    images: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (start s, RGB uint8 H x W x 3)
+    cues: list[Cue] = field(default_factory=list)  # placed during the run, after everything above
 
     def add_audio(self, at: float, frame: AudioFrame, label: str = "", gain: float = 1.0) -> Timeline:
         samples = frame.convert(sample_rate=MIC_RATE, channels=1, dtype=np.float32).samples[:, 0] * gain
@@ -32,6 +55,11 @@ class Timeline:
 
     def add_text(self, at: float, text: str) -> Timeline:
         self.texts.append((at, text))
+        self.duration = max(self.duration, at)
+        return self
+
+    def add_image(self, at: float, rgb: np.ndarray) -> Timeline:
+        self.images.append((at, rgb))
         self.duration = max(self.duration, at)
         return self
 
@@ -52,6 +80,7 @@ class TimelineResult:
     mic: np.ndarray  # what the session heard, 16 kHz
     speaker: np.ndarray  # what the assistant played, 16 kHz
     start_time: float  # session clock time of the timeline's zero
+    images_pushed: int = 0  # camera images the session accepted (0 when it has no ``push_image``)
 
     def speaker_active(self, start: float, end: float, threshold_dbfs: float = -45.0) -> float:
         """Fraction of 20 ms blocks in [start, end) (timeline seconds) where the assistant was audible."""
@@ -65,26 +94,67 @@ class TimelineResult:
 
 
 async def run_timeline(session: DuplexSession, timeline: Timeline, tail_s: float = 3.0, block_s: float = 0.02,
-                       echo_gain: float = 0.0, echo_delay_blocks: int = 2) -> TimelineResult:
-    """Feed ``timeline`` in real (clock) time; ``echo_gain`` > 0 leaks the assistant's voice into the mic."""
+                       echo_gain: float = 0.0, echo_delay_blocks: int = 2, pacer: Pacer | None = None,
+                       on_block: Callable[[int, int], None] | None = None,
+                       quiet: Callable[[], bool] | None = None, max_drain_s: float = 30.0,
+                       max_cue_wait_s: float = 30.0) -> TimelineResult:
+    """Feed ``timeline`` in real (clock) time; ``echo_gain`` > 0 leaks the assistant's voice into the mic.
+
+    ``pacer`` decides how time passes (default: sleep on the session's clock); ``on_block(done, total)``
+    reports progress. With ``quiet``, the run goes on past the tail (at most ``max_drain_s``) until
+    ``quiet()`` holds, so an answer still being worked on when the tail ends is not cut off. A cue that is
+    not ready ``max_cue_wait_s`` after the one before it is given up (its ``started_at`` stays None)."""
     clock = session.clock
+    pacer = pacer or ClockPacer()
     mic = timeline.mic_signal()
-    total_blocks = int(np.ceil((timeline.duration + tail_s) / block_s))
+    planned_blocks = int(np.ceil((timeline.duration + tail_s) / block_s))
+    cues = list(timeline.cues)
+    cue_budget_s = sum(cue.duration + max_cue_wait_s for cue in cues)
+    total_blocks = planned_blocks + int(np.ceil(((max_drain_s if quiet is not None else 0.0) + cue_budget_s) / block_s))
     block = int(MIC_RATE * block_s)
     out_block = int(session.output.sample_rate * block_s)
     mic = np.concatenate([mic, np.zeros(total_blocks * block - len(mic) + block, dtype=np.float32)])
     speaker = np.zeros(total_blocks * block, dtype=np.float32)
     texts = sorted(timeline.texts)
+    images = sorted(timeline.images, key=lambda item: item[0])
+    images_pushed = 0
+    push_image = getattr(session, "push_image", None)  # camera input arrives with the vision work (issue 6)
     echo_line: list[np.ndarray] = [np.zeros(block, dtype=np.float32)] * echo_delay_blocks
     to_mic_rate = StreamResampler(session.output.sample_rate, MIC_RATE)
     resampled = np.zeros(0, dtype=np.float32)
     start = clock.now()
+    blocks_run = total_blocks
+    cue_end_block = 0  # the tail runs after the last cue's audio too
+    waiting_since = timeline.duration  # when the next cue began to wait for its moment
     for k in range(total_blocks):
-        target = start + k * block_s
-        await clock.sleep(target - clock.now())
+        if not cues and k >= max(planned_blocks, cue_end_block) and (quiet is None or quiet()):
+            blocks_run = k
+            break
         now_s = k * block_s
+        while cues:
+            if not cues[0].ready(now_s):
+                if now_s - waiting_since > max_cue_wait_s:
+                    cues.clear()  # its moment never came; the cues after it depend on it
+                break
+            cue = cues.pop(0)
+            cue.started_at = waiting_since = now_s
+            if cue.text:
+                bisect.insort(texts, (now_s, cue.text))
+            if cue.samples is not None:
+                first = k * block
+                end = min(len(mic), first + len(cue.samples))
+                mic[first:end] += cue.samples[: end - first]
+                waiting_since = now_s + cue.duration
+            cue_end_block = int(np.ceil((waiting_since + tail_s) / block_s))
+        target = start + k * block_s
+        await pacer.wait_until(clock, target)
         while texts and texts[0][0] <= now_s:
             session.push_text(texts.pop(0)[1])
+        while images and images[0][0] <= now_s:
+            rgb = images.pop(0)[1]
+            if push_image is not None:
+                push_image(rgb, clock.now())
+                images_pushed += 1
         resampled = np.concatenate([resampled, to_mic_rate.process(to_float32(session.output.read(out_block)))])
         if len(resampled) < block:  # the resampler's first output lags by a few samples
             resampled = np.pad(resampled, (block - len(resampled), 0))
@@ -96,4 +166,7 @@ async def run_timeline(session: DuplexSession, timeline: Timeline, tail_s: float
             heard += echo_line.pop(0)
         mic[k * block:(k + 1) * block] = heard
         session.push_audio(AudioFrame(np.clip(heard, -1, 1), MIC_RATE, timestamp=now_s))
-    return TimelineResult(mic[: total_blocks * block], speaker, start)
+        await pacer.after_block((k + 1) * block)
+        if on_block is not None:
+            on_block(k + 1, planned_blocks)
+    return TimelineResult(mic[: blocks_run * block], speaker[: blocks_run * block], start, images_pushed)

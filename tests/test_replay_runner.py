@@ -1,0 +1,223 @@
+"""The replay runner's own behaviour with fast fakes: timeline placement, the virtual clock, and the metric
+arithmetic on hand-made event logs whose answers are known."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from assistant.replay.metrics import PlacedItem, measure, percentile, stop_time, summarise
+from assistant.replay.runner import AudioSources, build_timeline, check_expectations
+from assistant.replay.scenario import load_scenario
+from audio.frames import AudioFrame
+from audio.wavfile import write_wav
+from duplex.bus import EventLog
+from duplex.clock import ManualClock
+from duplex.options import DuplexOptions
+from duplex.pacing import VirtualPacer, WorkMeter, meter_session
+from duplex.session import DuplexSession
+from duplex.timeline import Timeline, run_timeline
+from duplex.worker import WorkerModels
+from tests.fakes import BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech
+
+RATE = 16000
+
+
+# --- timeline placement ------------------------------------------------------------------------------
+
+class ToneSynthesizer:
+    """One second of tone per text, 0.2 s of silence on either side (so voiced spans are known)."""
+
+    def synthesize(self, text):
+        tone = tone_speech(300, 1.0).samples[:, 0]
+        pad = np.zeros(int(0.2 * RATE), np.float32)
+        yield AudioFrame(np.concatenate([pad, tone, pad]), RATE)
+
+
+def test_items_are_placed_at_their_times_with_voiced_spans_and_levels(tmp_path):
+    noise = (0.5 * np.random.default_rng(0).standard_normal(3 * RATE)).astype(np.float32)
+    write_wav(tmp_path / "noise.wav", AudioFrame(noise.clip(-1, 1), RATE))
+    (tmp_path / "s.yaml").write_text(
+        "category: noise_during_answer\ntimeline:\n"
+        "  - at: 1.0\n    say: Tell me a story.\n"
+        "  - after: 2.0\n    noise: noise.wav\n    start: 0.5\n    duration: 1.0\n    level_dbfs: -30\n"
+        "  - after: 0.5\n    type: Stop.\n"
+        "expect:\n  not_interrupted: true\n")
+    built = build_timeline(load_scenario(tmp_path / "s.yaml"), AudioSources(ToneSynthesizer()))
+    say, noise_item, typed = built.placed
+    assert say.role == "query" and say.onset_s == pytest.approx(1.2, abs=0.011) and say.end_s == pytest.approx(2.2, abs=0.011)
+    # 'after' counts from the end of the previous clip (1.0 + 1.4 s of audio + 2.0)
+    assert noise_item.onset_s == pytest.approx(4.4) and noise_item.end_s == pytest.approx(5.4)
+    assert typed.onset_s == pytest.approx(5.9) and built.timeline.texts == [(pytest.approx(5.9), "Stop.")]
+    mic = built.timeline.mic_signal()
+    level = 20 * np.log10(np.sqrt(np.mean(mic[int(4.4 * RATE):int(5.4 * RATE)] ** 2)))
+    assert level == pytest.approx(-30, abs=0.5)
+
+
+# --- the virtual clock ---------------------------------------------------------------------------------
+
+def fake_session(clock, asr_delay_s=0.02):
+    models = WorkerModels(PitchRecognizer(delay_s=asr_delay_s), ScriptedLLM(extra_words=8), BeepSynthesizer())
+    log = EventLog()
+    session = DuplexSession(models, KeywordDecider(), EnergyVad, DuplexOptions(output_sample_rate=16000),
+                            clock=clock, event_log=log)
+    return session, log
+
+
+async def play_virtual(timeline, asr_delay_s=0.02, tail_s=3.0):
+    clock = ManualClock()
+    session, log = fake_session(clock, asr_delay_s)
+    meter = WorkMeter()
+    meter_session(session, meter)
+    pacer = VirtualPacer(clock, meter)
+    started = time.perf_counter()
+    async with session:
+        result = await run_timeline(session, timeline, tail_s=tail_s, pacer=pacer)
+    return log, result, pacer, meter, time.perf_counter() - started
+
+
+async def test_virtual_clock_skips_idle_time_and_keeps_the_conversation():
+    timeline = Timeline(40.0).add_audio(0.3, tone_speech(300, 1.2), "user")  # 40 s, mostly silence
+    log, result, pacer, meter, wall = await play_virtual(timeline)
+    assert wall < 15.0, f"40 s of timeline took {wall:.1f} s"
+    assert pacer.skipped_s > 30.0
+    kinds = [r["kind"] for r in log.records]
+    assert [r["token"] for r in log.of_kind("StateDecided")] == ["<1>"]
+    assert "TurnStarted" in kinds and log.of_kind("TurnEnded")[0]["status"] == "completed"
+    assert result.speaker_active(3.0, 6.0) > 0  # the beeps were pulled out of the playback queue
+    assert result.start_time == 0.0 and len(result.speaker) == int(43.0 * RATE)
+
+
+async def test_virtual_clock_charges_model_work_at_its_wall_time():
+    """A slow ASR (0.6 s per call) must show in the virtual latencies, not vanish in a time jump."""
+    timeline = Timeline(6.0).add_audio(0.3, tone_speech(300, 1.2), "user")
+    log, result, pacer, meter, wall = await play_virtual(timeline, asr_delay_s=0.6)
+    ended = log.of_kind("SpeechEnded")[0]
+    transcript = log.of_kind("UserTranscript")[0]
+    # the transcription starts 0.128 s into the pause and takes 0.6 s of wall time, charged to the clock
+    assert transcript["time"] - ended["end"] >= 0.6
+    assert transcript["time"] - ended["end"] < 1.3
+    assert pacer.charged_s >= 0.6 and meter.busy_wall_s >= 0.6
+    assert meter.in_flight == 0 and meter.vad_samples >= 6 * RATE
+
+
+async def test_virtual_and_real_time_give_the_same_story():
+    timeline = Timeline(4.0).add_audio(0.3, tone_speech(300, 1.2), "user")
+    virtual_log, *_ = await play_virtual(timeline)
+    session, real_log = fake_session(None)
+    async with session:
+        await run_timeline(session, timeline, tail_s=3.0)
+    story = ["SpeechStarted", "SpeechEnded", "StateDecided", "TurnStarted", "PlaybackStarted", "TurnEnded"]
+
+    def outline(log):
+        return [r["kind"] for r in log.records if r["kind"] in story]
+
+    assert outline(virtual_log) == outline(real_log) == story
+    v, r = (log.of_kind("PlaybackStarted")[0]["time"] - log.of_kind("SpeechEnded")[0]["end"]
+            for log in (virtual_log, real_log))
+    assert abs(v - r) < 0.25, f"virtual {v:.3f} s vs real {r:.3f} s from end of speech to first audio"
+
+
+def test_meter_counts_calls_and_streams_across_threads():
+    meter = WorkMeter()
+    stream = meter.stream(iter([1, 2]))
+    assert not meter.busy
+    assert next(stream) == 1 and meter.busy
+    assert list(stream) == [2] and not meter.busy
+    assert meter.call(lambda x: x * 2, 4) == 8 and meter.calls_finished == 2 and meter.in_flight == 0
+
+
+# --- metric arithmetic on hand-made logs ---------------------------------------------------------------
+
+def speaker_signal(spans, seconds):
+    signal = np.zeros(int(seconds * RATE), np.float32)
+    for start, end in spans:
+        signal[int(start * RATE):int(end * RATE)] = 0.1
+    return signal
+
+
+def records(*rows):
+    return [dict(kind=kind, time=t, **fields) for kind, t, fields in rows]
+
+
+def test_turn_taking_and_interruption_figures():
+    start = 100.0  # session clock time of the timeline's zero
+    items = [PlacedItem("query", 0.5, 2.0), PlacedItem("interruption", 6.0, 7.0)]
+    log = records(("TurnStarted", 102.6, {"turn_id": 1}), ("PlaybackStarted", 103.2, {"turn_id": 1}),
+                  ("Duck", 106.15, {"turn_id": 1}), ("Interrupt", 107.4, {"turn_id": 1}),
+                  ("TurnStarted", 107.4, {"turn_id": 2}), ("PlaybackStarted", 108.1, {"turn_id": 2}))
+    speaker = speaker_signal([(3.2, 6.3), (8.1, 10.0)], 12.0)  # voice stops 0.3 s into the interruption
+    m = measure(items, log, start, speaker, 12.0)
+    assert m.turn_takeovers == [True] and m.turn_latencies_s == [pytest.approx(1.2)]
+    assert m.interrupt_takeovers == [True] and m.interrupt_latencies_s == [pytest.approx(1.1)]
+    assert m.interrupt_stops_s == [pytest.approx(0.3, abs=0.021)] and m.interrupt_not_stopped == 0
+
+
+def test_an_ignored_barge_in_is_no_takeover_and_never_stops():
+    items = [PlacedItem("query", 0.5, 2.0), PlacedItem("interruption", 6.0, 7.0)]
+    log = records(("TurnStarted", 2.6, {"turn_id": 1}), ("PlaybackStarted", 3.2, {"turn_id": 1}))
+    m = measure(items, log, 0.0, speaker_signal([(3.2, 14.0)], 15.0), 15.0)
+    assert m.interrupt_takeovers == [False] and m.interrupt_latencies_s == [] and m.interrupt_not_stopped == 1
+
+
+def test_pause_backchannel_noise_and_echo_takeovers():
+    items = [PlacedItem("before_pause", 0.5, 1.5), PlacedItem("after_pause", 2.3, 3.0),
+             PlacedItem("backchannel", 8.0, 8.4), PlacedItem("noise", 12.0, 14.0), PlacedItem("side_talk", 20.0, 21.0)]
+    log = records(("TurnStarted", 2.0, {"turn_id": 1}),  # took the floor in the pause: a takeover
+                  ("PlaybackStarted", 2.5, {"turn_id": 1}),
+                  ("Interrupt", 13.5, {"turn_id": 1}),  # the noise cut the answer
+                  ("Interrupt", 30.0, {"turn_id": 2}))  # nobody spoke near 30 s: its own voice
+    m = measure(items, log, 0.0, speaker_signal([(2.5, 13.5)], 35.0), 35.0, echo=True)
+    assert m.pause_takeovers == [True] and m.backchannel_takeovers == [False]
+    assert m.noise_interrupts == [True] and m.side_talk_takeovers == [False]
+    assert (m.echo_interrupts, m.echo_answers) == (1, 1)
+
+
+def test_a_takeover_after_the_user_resumed_is_not_a_pause_takeover():
+    items = [PlacedItem("before_pause", 0.5, 1.5), PlacedItem("after_pause", 2.3, 3.0)]
+    log = records(("TurnStarted", 3.6, {"turn_id": 1}), ("PlaybackStarted", 4.0, {"turn_id": 1}))
+    m = measure(items, log, 0.0, speaker_signal([(4.0, 6.0)], 8.0), 8.0)
+    assert m.pause_takeovers == [False]
+
+
+def test_summary_pools_samples_across_scenarios():
+    a = measure([PlacedItem("query", 0.0, 1.0)], records(("TurnStarted", 1.5, {"turn_id": 1}),
+                                                         ("PlaybackStarted", 2.0, {"turn_id": 1})),
+                0.0, speaker_signal([], 5.0), 5.0)
+    b = measure([PlacedItem("query", 0.0, 1.0), PlacedItem("noise", 6.0, 7.0)],
+                records(("TurnStarted", 3.5, {"turn_id": 1}), ("PlaybackStarted", 4.0, {"turn_id": 1})),
+                0.0, speaker_signal([], 12.0), 12.0)
+    summary = summarise([a, b])
+    assert summary["turn_latency_p50_s"] == 2.0 and summary["turn_latency_p90_s"] == pytest.approx(2.8)
+    assert summary["turn_takeover_rate"] == 1.0 and summary["noise_interrupt_rate"] == 0.0
+    assert summary["interrupt_takeover_rate"] is None  # no sample: no figure, never a made-up zero
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+
+
+def test_stop_time_needs_a_lasting_silence():
+    active = np.array([True] * 10 + [False] * 5 + [True] * 5 + [False] * 20)
+    assert stop_time(active, 0.0, 1.0) == pytest.approx(0.4)  # the 5-block gap (0.1 s) is not a stop
+
+
+def test_expectations_read_the_log(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "category: typed\ntimeline:\n  - at: 0.5\n    say: Tell me a story.\n  - at: 5.0\n    type: Stop.\n"
+        "expect:\n  interrupted: {within_ms: 300}\n  answers: {count: 2}\n  answer_mentions: [rome]\n"
+        "  history_lacks: [dragon]\n  turns: 2\n")
+    scenario = load_scenario(tmp_path / "s.yaml")
+    placed = [PlacedItem("query", 0.5, 2.0), PlacedItem("typed", 5.0, 5.0)]
+    log = records(("TurnStarted", 2.5, {"turn_id": 1}), ("PlaybackStarted", 3.0, {"turn_id": 1}),
+                  ("Interrupt", 5.02, {"turn_id": 1, "reason": "typed message"}),
+                  ("TurnStarted", 5.02, {"turn_id": 2}), ("PlaybackStarted", 5.9, {"turn_id": 2}),
+                  ("TurnEnded", 8.0, {"turn_id": 2, "status": "completed", "answer": "Rome is the capital."}))
+    results = {r.name: r for r in check_expectations(scenario, placed, log, 0.0,
+                                                     speaker_signal([(3.0, 5.1), (5.9, 8.0)], 10.0),
+                                                     "tell me a story. once upon a time stop. rome is")}
+    assert results["interrupted"].passed, results["interrupted"].detail  # stopped 0.1 s after the message
+    assert results["answers"].passed and results["answer_mentions"].passed and results["turns"].passed
+    assert results["history_lacks"].passed
+    slow = check_expectations(scenario, placed, log, 0.0, speaker_signal([(3.0, 5.6)], 10.0), "dragon")
+    failed = {r.name for r in slow if not r.passed}
+    assert failed == {"interrupted", "history_lacks"}

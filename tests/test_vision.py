@@ -1,0 +1,258 @@
+"""The camera input of a session with a fake describer: sampling, latest-frame-wins, bad input, a camera
+that stops, and the visual context reaching the decision, the answer and the history.
+(The real describers and the real session: test_vision_real.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+from duplex.bus import EventLog
+from duplex.clock import ManualClock
+from duplex.options import DuplexOptions
+from duplex.session import DuplexSession
+from duplex.timeline import Timeline, run_timeline
+from duplex.vision import VisionInput, check_frame, BadFrame, frame_change, thumbnail, to_rgb
+from duplex.worker import WorkerModels
+from tests.fakes import BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech
+
+QUESTION = 300
+
+
+class CountingDescriber:
+    """Describes a frame by its mean colour; ``gate`` (when given) holds each call until it is set."""
+
+    name = "counting"
+
+    def __init__(self, gate: threading.Event | None = None, fail_on: int | None = None) -> None:
+        self.gate, self.fail_on = gate, fail_on
+        self.calls = 0
+        self.shapes: list[tuple[int, ...]] = []
+
+    def describe(self, frame: np.ndarray) -> str:
+        self.calls += 1
+        self.shapes.append(frame.shape)
+        if self.gate is not None:
+            self.gate.wait(5.0)
+        if self.fail_on == self.calls:
+            raise RuntimeError("describer exploded")
+        return f"a frame of mean level {int(frame.mean())}"
+
+
+def solid(level: int, height: int = 48, width: int = 64) -> np.ndarray:
+    return np.full((height, width, 3), level, dtype=np.uint8)
+
+
+def make_input(describer=None, clock=None, speaking=lambda: False, **options):
+    events = []
+    clock = clock or ManualClock()
+    vision = VisionInput(describer, events.append, clock, DuplexOptions(**options), speaking)
+    return vision, events, clock
+
+
+def of_kind(events, name):
+    return [e for e in events if type(e).__name__ == name]
+
+
+async def until(condition, timeout=5.0):
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+# --- frames and conversions ------------------------------------------------------------------------
+
+def test_grey_rgba_float_and_large_frames_become_small_rgb_uint8():
+    grey = np.full((40, 60), 200, dtype=np.uint8)
+    assert to_rgb(grey, 1280).shape == (40, 60, 3) and to_rgb(grey, 1280)[0, 0].tolist() == [200, 200, 200]
+    rgba = np.zeros((40, 60, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 7
+    assert to_rgb(rgba, 1280)[0, 0].tolist() == [255, 0, 0]
+    floats = np.full((10, 10, 3), 0.5, dtype=np.float32)
+    floats[0, 0] = np.nan
+    converted = to_rgb(floats, 1280)
+    assert converted.dtype == np.uint8 and converted[5, 5, 0] == 128 and converted[0, 0, 0] == 0
+    large = np.broadcast_to(np.uint8(9), (3000, 4000, 3))  # 12 MP without the memory
+    small = to_rgb(large, 1280)
+    assert max(small.shape[:2]) <= 1280 and small.flags.c_contiguous
+
+
+@pytest.mark.parametrize("bad, why", [
+    (b"\xff\xd8 not decoded", "numpy array"),
+    (np.zeros((10, 10, 2), np.uint8), "shape"),
+    (np.zeros((0, 10, 3), np.uint8), "empty"),
+    (np.zeros((10, 10, 3), object), "uint8"),
+    (np.broadcast_to(np.uint8(0), (20000, 20000, 3)), "MP limit"),
+])
+def test_bad_frames_are_refused_with_a_reason(bad, why):
+    with pytest.raises(BadFrame, match=why):
+        check_frame(bad, DuplexOptions().vision_max_input_pixels)
+
+
+def test_change_detection():
+    assert frame_change(None, thumbnail(solid(10))) == 1.0
+    assert frame_change(thumbnail(solid(100)), thumbnail(solid(101))) < 0.01
+    assert frame_change(thumbnail(solid(0)), thumbnail(solid(255))) > 0.99
+
+
+# --- the vision input ------------------------------------------------------------------------------
+
+async def test_frames_are_sampled_rarely_when_idle_and_often_while_the_user_speaks():
+    speaking = {"now": False}
+    vision, events, clock = make_input(CountingDescriber(), speaking=lambda: speaking["now"],
+                                       vision_idle_interval_s=1.0, vision_speech_interval_s=0.25)
+    for k in range(40):  # 4 s of a 10 fps camera, idle
+        vision.push(solid(k), None)
+        await clock.advance(0.1)
+    idle_frames = len(of_kind(events, "VisionFrame"))
+    speaking["now"] = True
+    for k in range(40):  # 4 s while the user speaks
+        vision.push(solid(k), None)
+        await clock.advance(0.1)
+    speech_frames = len(of_kind(events, "VisionFrame")) - idle_frames
+    await vision.close()
+    assert idle_frames == 4 and speech_frames in (13, 14, 15, 16)
+    assert vision.received == 80 and vision.sampled_out == 80 - idle_frames - speech_frames
+    frame = of_kind(events, "VisionFrame")[0]
+    assert (frame.width, frame.height, frame.frame_id) == (64, 48, 1)
+
+
+async def test_a_busy_describer_drops_frames_and_the_latest_wins():
+    gate = threading.Event()
+    describer = CountingDescriber(gate)
+    vision, events, clock = make_input(describer, vision_idle_interval_s=0.0)
+    for level in (10, 60, 110, 160, 210):
+        vision.push(solid(level), None)
+        await clock.advance(0.1)
+    assert describer.calls <= 1 and vision.dropped == 3  # frames 2-4 were replaced while frame 1 was analysed
+    gate.set()
+    await until(lambda: len(of_kind(events, "VisionDescribed")) == 2)
+    await vision.close()
+    described = of_kind(events, "VisionDescribed")
+    assert [d.frame_id for d in described] == [1, 5]
+    assert described[1].text == "a frame of mean level 210" and described[1].analyse_ms >= 0
+
+
+async def test_an_unchanged_view_is_not_described_again():
+    describer = CountingDescriber()
+    vision, events, clock = make_input(describer, vision_idle_interval_s=0.0)
+    for level in (100, 101, 100, 200):
+        vision.push(solid(level), None)
+        await until(lambda: not vision._busy)
+        await clock.advance(0.1)
+    await vision.close()
+    described = of_kind(events, "VisionDescribed")
+    assert describer.calls == 2 and [d.changed for d in described] == [True, False, False, True]
+    assert described[1].text == described[0].text
+
+
+async def test_bad_input_and_a_failing_describer_are_logged_not_raised(caplog):
+    describer = CountingDescriber(fail_on=1)
+    vision, events, clock = make_input(describer, vision_idle_interval_s=0.0)
+    with caplog.at_level(logging.WARNING, logger="duplex.vision"):
+        vision.push(np.zeros((10, 10, 2), np.uint8), None)
+        vision.push("not an image", None)
+        vision.push(np.broadcast_to(np.uint8(0), (30000, 30000, 3)), None)
+        vision.push(solid(50), None)  # the describer raises on this one
+        await until(lambda: not vision._busy)
+        await clock.advance(0.1)
+        vision.push(solid(150), None)
+        await until(lambda: len(of_kind(events, "VisionDescribed")) == 1)
+    await vision.close()
+    assert vision.rejected == 3
+    messages = [e.message for e in of_kind(events, "ErrorEvent")]
+    assert any("shape" in m for m in messages) and any("MP limit" in m for m in messages)
+    assert any("describer exploded" in m for m in messages)
+    assert "camera frame dropped" in caplog.text and "describer exploded" in caplog.text
+    assert of_kind(events, "VisionDescribed")[0].text == "a frame of mean level 150"
+
+
+async def test_a_camera_that_stops_sending_is_reported_once(caplog):
+    vision, events, clock = make_input(CountingDescriber(), vision_stale_s=2.0)
+    with caplog.at_level(logging.WARNING, logger="duplex.vision"):
+        vision.push(solid(10), None)
+        await clock.advance(1.0)
+        assert not of_kind(events, "VisionStale")
+        await clock.advance(5.0)
+    stale = of_kind(events, "VisionStale")
+    assert len(stale) == 1 and stale[0].last_frame_time == 0.0 and stale[0].silent_s >= 2.0
+    assert "camera sent no frame" in caplog.text
+    await vision.close()
+
+
+async def test_context_takes_the_frames_around_the_query():
+    vision, events, clock = make_input(CountingDescriber(), vision_idle_interval_s=0.0, vision_context_s=1.0,
+                                       vision_context_max_age_s=10.0)
+    for level in (20, 120):
+        vision.push(solid(level), None)
+        await until(lambda: not vision._busy)
+        await clock.advance(1.0)
+    # frames at 0 s (level 20) and 1 s (level 120)
+    assert vision.context(1.5, 2.0) == "a frame of mean level 120"  # the first frame is too early
+    assert vision.context(1.0, 2.0) == "a frame of mean level 120 (a moment before: a frame of mean level 20)"
+    assert vision.context(3.0, 4.0) == "a frame of mean level 120"  # the last view, 3 s old, still counts
+    assert vision.context(20.0, 21.0) == ""  # too old to be taken for what the camera shows now
+    await vision.close()
+
+
+# --- through a session ------------------------------------------------------------------------------
+
+class RecordingDecider(KeywordDecider):
+    def __init__(self) -> None:
+        self.visual_contexts: list[str] = []
+
+    def decide(self, evidence):
+        self.visual_contexts.append(evidence.visual_context)
+        return super().decide(evidence)
+
+
+async def test_the_view_reaches_the_decision_the_answer_and_the_history():
+    llm, decider, log = ScriptedLLM(extra_words=3), RecordingDecider(), EventLog()
+    session = DuplexSession(WorkerModels(PitchRecognizer(), llm, BeepSynthesizer()), decider, EnergyVad,
+                            DuplexOptions(output_sample_rate=16000), event_log=log, vision=CountingDescriber())
+    timeline = Timeline(1.0).add_audio(0.5, tone_speech(QUESTION, 1.0), "q")
+    for k in range(15):  # a camera at 10 fps from 0.2 s to 1.7 s, showing a grey card
+        timeline.add_image(0.2 + k / 10, solid(77))
+    async with session:
+        session.push_image(np.zeros((10, 10, 2), np.uint8))  # a broken frame on the way: logged, not fatal
+        await run_timeline(session, timeline, tail_s=2.0)
+    frames = log.of_kind("VisionFrame")
+    assert 2 <= len(frames) <= 6  # sampled: 1.5 s of 10 fps, every 0.5 s while speaking, 2 s when idle
+    assert decider.visual_contexts == ["a frame of mean level 77"]
+    system = llm.requests[0][0]
+    assert system.role == "system" and "The user's camera shows: a frame of mean level 77" in system.content
+    user = session.history[0]
+    assert user.visual_context == "a frame of mean level 77" and "(The camera shows:" in user.as_message().content
+    assert log.of_kind("TurnEnded")[0]["status"] == "completed"
+    assert any("camera frame dropped" in e["message"] for e in log.of_kind("ErrorEvent"))
+
+
+async def test_without_a_describer_frames_are_still_counted_and_nothing_is_described():
+    log = EventLog()
+    session = DuplexSession(WorkerModels(PitchRecognizer(), ScriptedLLM(), BeepSynthesizer()), KeywordDecider(),
+                            EnergyVad, DuplexOptions(output_sample_rate=16000, vision_idle_interval_s=0.0),
+                            event_log=log)
+    async with session:
+        for level in (10, 20, 30):
+            session.push_image(solid(level))
+            await asyncio.sleep(0.05)
+        await until(lambda: len(session.vision.frames) >= 1)
+    assert len(log.of_kind("VisionFrame")) == 3 and not log.of_kind("VisionDescribed")
+
+
+def test_vision_backend_is_chosen_in_the_config():
+    from assistant.backends import load_describer
+    from assistant.config import ConfigError, VisionConfig, load_config
+
+    config = load_config(environ={"ASSISTANT_VISION_BACKEND": "none"})
+    assert config.vision.backend == "none" and load_describer(config.vision) is None
+    with pytest.raises(ConfigError, match="choose experts"):
+        load_describer(VisionConfig(backend="magic"))
+    with pytest.raises(ConfigError, match="needs a model"):
+        load_describer(VisionConfig(backend="transformers"))

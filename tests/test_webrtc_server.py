@@ -1,0 +1,249 @@
+"""The browser chat server with a real WebRTC peer in Python (aiortc) and fast fake models: signalling,
+refusals, data channel validation, the session limit, teardown when a client vanishes, and the voice
+track's pacing. The same server with the real models in a real browser: test_webrtc_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import numpy as np
+import pytest
+
+from duplex.bus import EventLog
+from duplex.options import DuplexOptions
+from duplex.playback import PlaybackBuffer
+from duplex.clock import RealClock
+from duplex.session import DuplexSession
+from duplex.worker import WorkerModels
+from audio.frames import AudioFrame
+from tests.fakes import BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech
+from tests.webrtc_client import ClientCall, SignalMicrophone
+from ui.webrtc.ice import candidate_addresses
+from ui.webrtc.options import ServerOptions
+from ui.webrtc.server import ChatServer
+from ui.webrtc.tracks import AssistantVoiceTrack
+
+
+class FakeModels:
+    """Stands in for ``AssistantModels``: each call gets a session with fake models."""
+
+    def __init__(self, answer_words: int = 12) -> None:
+        self.answer_words = answer_words
+        self.sessions: list[DuplexSession] = []
+
+    def new_session(self, event_log_path=None, output_sample_rate=48000, clock=None) -> DuplexSession:
+        models = WorkerModels(PitchRecognizer(), ScriptedLLM(extra_words=self.answer_words, delay_s=0.01),
+                              BeepSynthesizer())
+        session = DuplexSession(models, KeywordDecider(), EnergyVad, DuplexOptions(output_sample_rate=output_sample_rate),
+                                event_log=EventLog(event_log_path))
+        self.sessions.append(session)
+        return session
+
+
+@pytest.fixture
+async def make_server():
+    servers = []
+
+    async def start(**options) -> ChatServer:
+        server = ChatServer(options.pop("models", None) or FakeModels(), ServerOptions(port=0, **options))
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+def base(server: ChatServer) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def wait_until(condition, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_http_refusals_are_clear_json_and_leave_no_call(make_server):
+    server = await make_server(max_body_bytes=16 * 1024)
+    auth = {"Authorization": f"Bearer {server.token}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base(server) + "/") as r:
+            assert r.status == 401 and "token" in (await r.text()).lower()
+        async with http.get(base(server) + "/?token=" + server.token) as r:
+            assert r.status == 200 and "app.js" in await r.text()
+        async with http.get(base(server) + "/static/app.js") as r:
+            assert r.status == 200 and "RTCPeerConnection" in await r.text()
+        async with http.get(base(server) + "/static/..%2Fserver.py") as r:
+            assert r.status == 404
+        async with http.post(base(server) + "/offer", json={"sdp": "v=0", "type": "offer"},
+                             headers={"Authorization": "Bearer wrong"}) as r:
+            assert r.status == 401 and "token" in (await r.json())["error"]
+        async with http.post(base(server) + "/offer", data=b"not json", headers=auth) as r:
+            assert r.status == 400 and "JSON" in (await r.json())["error"]
+        async with http.post(base(server) + "/offer", json={"type": "answer", "sdp": "x"}, headers=auth) as r:
+            assert r.status == 400
+        async with http.post(base(server) + "/offer", json={"sdp": "this is not SDP", "type": "offer"}, headers=auth) as r:
+            assert r.status == 400 and "SDP" in (await r.json())["error"]
+        async with http.post(base(server) + "/offer", data=b"x" * 100_000, headers=auth) as r:
+            assert r.status == 413 and "too large" in (await r.json())["error"]
+        async with http.get(base(server) + "/health", headers=auth) as r:
+            assert (await r.json()) == {"calls": 0, "max_sessions": 4}
+    assert not server.calls
+    assert all(call.session.closed for call in server.ended_calls)  # the bad offer's session was closed
+
+
+async def test_a_peer_talks_and_types_and_gets_events_and_voice(make_server):
+    server = await make_server()
+    speech = np.concatenate([np.zeros(8000, np.float32), tone_speech(300, 1.2).mono_float32(), np.zeros(16000 * 3, np.float32)])
+    client = ClientCall(SignalMicrophone(speech))
+    await client.offer(base(server), server.token)
+    assert client.status == 200 and len(server.calls) == 1
+    decided = await client.wait_for(lambda m: m.get("kind") == "StateDecided", 10)
+    assert decided["token"] == "<1>" and decided["label"] == "query"
+    started = await client.wait_for(lambda m: m.get("kind") == "PlaybackStarted", 10)
+    assert started["latency_ms"] >= 0
+    await client.wait_for(lambda m: m.get("type") == "workers" and "answering" in m["workers"].values())
+    await client.wait_for(lambda m: m.get("kind") == "TurnEnded", 15)
+    assert max(level for _, level in client.voice_levels) > -30  # the beeps arrived as audio
+    client.send({"type": "text", "text": "Tell me a joke please."})
+    typed = await client.wait_for(lambda m: m.get("kind") == "StateDecided" and m["token"] == "<3>")
+    assert typed["label"] == "text"
+    await client.close()
+
+
+async def test_bad_data_channel_messages_get_an_error_and_the_call_goes_on(make_server):
+    server = await make_server(max_message_bytes=1000, max_text_chars=50)
+    client = ClientCall(SignalMicrophone())
+    await client.offer(base(server), server.token)
+    for message, expected in [("not json", "not valid JSON"), ("[1, 2]", "JSON object"), ('{"type": "dance"}', "unknown"),
+                              (b"\x00\x01", "binary"), ("x" * 2000, "too large"),
+                              ({"type": "text", "text": "a" * 60}, "too long"), ({"type": "text", "text": " "}, "non-empty")]:
+        before = len([m for m in client.messages if m.get("type") == "error"])
+        client.send(message)
+        await wait_until(lambda: len([m for m in client.messages if m.get("type") == "error"]) > before)
+        error = [m for m in client.messages if m.get("type") == "error"][-1]
+        assert expected in error["message"], (message, error)
+    client.send({"type": "ping", "id": 7})
+    pong = await client.wait_for(lambda m: m.get("type") == "pong")
+    assert pong["id"] == 7 and len(server.calls) == 1
+    await client.close()
+
+
+async def test_the_session_limit_answers_busy_and_frees_the_slot_on_hang_up(make_server):
+    server = await make_server(max_sessions=1)
+    first = ClientCall(SignalMicrophone())
+    await first.offer(base(server), server.token)
+    second = ClientCall(SignalMicrophone())
+    await second.offer(base(server), server.token)
+    assert second.status == 503 and "busy" in second.body["error"]
+    await second.close()
+    first.send({"type": "hangup"})
+    await wait_until(lambda: not server.calls)
+    await first.close()
+    third = ClientCall(SignalMicrophone())
+    await third.offer(base(server), server.token)
+    assert third.status == 200
+    await third.close()
+
+
+async def test_a_client_vanishing_mid_answer_is_torn_down_and_others_go_on(make_server):
+    models = FakeModels(answer_words=400)  # an answer that would play for about a minute
+    server = await make_server(models=models)
+    tasks_before = len(asyncio.all_tasks())
+    leaving, staying = ClientCall(SignalMicrophone()), ClientCall(SignalMicrophone())
+    await leaving.offer(base(server), server.token)
+    await staying.offer(base(server), server.token)
+    leaving.send({"type": "text", "text": "Tell me a joke please."})
+    await leaving.wait_for(lambda m: m.get("kind") == "PlaybackStarted", 10)
+    leaving_call = next(c for c in server.calls.values() if c.session is models.sessions[0])
+    await leaving.pc.close()  # gone without a word: no hang-up message
+    await wait_until(lambda: leaving_call.id not in server.calls, 20)  # removed once fully torn down
+    assert leaving_call.session.closed and leaving_call.pc.connectionState == "closed"
+    assert len(server.calls) == 1
+    staying.send({"type": "text", "text": "Tell me a joke please."})
+    await staying.wait_for(lambda m: m.get("kind") == "PlaybackStarted", 10)
+    await staying.close()
+    await wait_until(lambda: not server.calls, 20)
+    await asyncio.sleep(0.5)
+    leftover = [t for t in asyncio.all_tasks() if "call-" in t.get_name() or "session" in t.get_name()]
+    assert not leftover, leftover
+    assert len(asyncio.all_tasks()) <= tasks_before + 2
+
+
+async def test_ice_candidates_stay_on_the_bound_address(make_server):
+    assert candidate_addresses("127.0.0.1") == ["127.0.0.1"]
+    assert candidate_addresses("localhost") == ["127.0.0.1"]
+    assert candidate_addresses("0.0.0.0") is None
+    server = await make_server()
+    client = ClientCall(SignalMicrophone())
+    await client.offer(base(server), server.token)
+    candidates = [line for line in client.body["sdp"].splitlines() if line.startswith("a=candidate")]
+    assert candidates and all(" 127.0.0.1 " in line for line in candidates), candidates
+    await client.close()
+
+
+async def test_voice_track_sends_paced_20ms_frames_and_goes_quiet_on_interrupt():
+    events = []
+    playback = PlaybackBuffer(48000, RealClock(), events.append)
+    playback.enqueue(1, AudioFrame(np.full(48000 * 2, 8000, np.int16), 48000), "two seconds of sound")
+    track = AssistantVoiceTrack(playback)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    frames = [await track.recv() for _ in range(25)]
+    elapsed = loop.time() - start
+    assert all(f.samples == 960 and f.sample_rate == 48000 for f in frames)
+    assert [f.pts for f in frames[:3]] == [0, 960, 1920]
+    assert 0.4 < elapsed < 1.0  # 24 frame periods of 20 ms after the first
+    assert np.abs(frames[-1].to_ndarray()).max() > 0
+    playback.interrupt(1)
+    assert np.abs((await track.recv()).to_ndarray()).max() == 0  # the very next frame is silent
+    assert track.sent_samples == 26 * 960 and playback.turn(1).played_samples == 25 * 960
+
+
+@pytest.mark.slow
+def test_assistant_serve_prints_a_token_url_and_stops_cleanly(tmp_path):
+    """The README's run command: `assistant serve` on the bundled models, as a user starts it."""
+    import os
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    assistant = Path(sys.executable).parent / "assistant"
+    process = subprocess.Popen([str(assistant), "serve", "--port", "0", "--quiet"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "ASSISTANT_TOKEN": ""})
+    try:
+        line = ""
+        for line in process.stdout:  # model loading first, then the URL line
+            if "http://" in line:
+                break
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=(\S+)", line)
+        assert match, line
+        port, token = match.groups()
+        assert len(token) >= 20
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=10) as response:
+            assert response.status == 200 and b"Start call" in response.read()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/?token=guess", timeout=10)
+        assert refused.value.code == 401
+        with socket.socket() as probe:  # bound to loopback only
+            host_ip = socket.gethostbyname(socket.gethostname())
+            if not host_ip.startswith("127."):
+                assert probe.connect_ex((host_ip, int(port))) != 0
+        # The same port again: one clear error line, exit status 2.
+        busy = subprocess.run([str(assistant), "serve", "--port", port, "--quiet"], capture_output=True, text=True,
+                              timeout=120)
+        last_line = busy.stderr.strip().splitlines()[-1]
+        assert busy.returncode == 2 and last_line.startswith("error: cannot serve on 127.0.0.1:" + port), busy.stderr
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)

@@ -1,0 +1,44 @@
+"""The desktop app's options, typed, with their defaults in one place, and their command-line flags.
+
+Kept free of heavy imports (sounddevice, models) so ``assistant --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+
+@dataclass
+class DesktopOptions:
+    input_device: str | None = None  # a device index or (part of) its name; None: the system default
+    output_device: str | None = None
+    sample_rate: int | None = None  # None: 48 kHz when the devices take it, else their own default rate
+    block_s: float = 0.01  # one sound card callback: 10 ms, the echo canceller's frame
+    # PortAudio's suggested latency (seconds, or 'high'/'low'). A deep buffer rides out a busy CPU: every
+    # underrun shifts the echo's delay, and the echo canceller must find it again.
+    latency: float | str = 0.2
+    headphones: bool = False  # no echo canceller: the microphone cannot hear the speakers
+    stall_s: float = 2.0  # no callback for this long: the device is taken for gone
+    reopen_for_s: float = 10.0  # after a device went away, keep trying to reopen it this long, then stop
+    reopen_every_s: float = 1.0
+    close_timeout_s: float = 3.0  # a stream that does not close in this time is abandoned (never a hang)
+    show_workers: bool = False  # also print the two workers' roles whenever they change
+
+
+def add_desktop_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sound devices")
+    group.add_argument("--list-devices", action="store_true", help="list the sound devices and exit")
+    group.add_argument("--input-device", metavar="INDEX_OR_NAME", help="microphone (default: the system's)")
+    group.add_argument("--output-device", metavar="INDEX_OR_NAME", help="speakers (default: the system's)")
+    group.add_argument("--sample-rate", type=int, metavar="HZ",
+                       help="ask the devices for this rate (default: 48000 when offered, else their own)")
+    group.add_argument("--headphones", action="store_true",
+                       help="the microphone cannot hear the speakers: skip the echo canceller")
+    group.add_argument("--show-workers", action="store_true", help="also show the two workers' roles")
+
+
+def desktop_options_from_args(args: argparse.Namespace) -> DesktopOptions:
+    return DesktopOptions(input_device=args.input_device, output_device=args.output_device,
+                          sample_rate=args.sample_rate, headphones=args.headphones,
+                          show_workers=args.show_workers)

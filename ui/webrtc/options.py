@@ -1,0 +1,23 @@
+"""Options of the browser chat server, typed, with their defaults in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ServerOptions:
+    host: str = "127.0.0.1"  # bind address; ICE host candidates are restricted to it as well
+    port: int = 8080  # 0 picks a free port
+    token: str = ""  # "" = a random token made at start and printed with the URL
+    max_sessions: int = 4  # calls beyond this get HTTP 503 "busy"
+    max_body_bytes: int = 64 * 1024  # an SDP offer is ~5 KB; anything far larger is refused with 413
+    max_message_bytes: int = 4096  # one data channel message from the page
+    max_text_chars: int = 2000  # one typed message
+    ice_servers: list[str] = field(default_factory=list)  # e.g. ["stun:stun.example.org:3478"]; none by default
+    camera_interval_s: float = 0.1  # hand at most this many camera frames a second (1/x) to the session
+    disconnect_grace_s: float = 5.0  # a call whose peer stays "disconnected" this long is torn down
+    output_sample_rate: int = 48000  # what the voice track sends (Opus runs at 48 kHz)
+    event_log_dir: str = ""  # write one JSONL event log per call here ("" = keep in memory only)
+    certfile: str = ""  # TLS: browsers allow the microphone on hosts other than localhost only over https
+    keyfile: str = ""
