@@ -90,9 +90,15 @@ def load_describer(config: VisionConfig) -> FrameDescriber | None:
     if backend == "none":
         return None
     if backend == "experts":
+        from functools import partial
+
         from assistant.vision.experts import ExpertDescriber
 
-        return ExpertDescriber(ocr=config.ocr, faces=config.faces)
+        if not config.separate_process:
+            return ExpertDescriber(ocr=config.ocr, faces=config.faces)
+        from assistant.vision.process import DescriberProcess
+
+        return DescriberProcess(partial(ExpertDescriber, ocr=config.ocr, faces=config.faces))
     if backend == "transformers":
         from assistant.vision.vlm import TransformersVisionDescriber
 

@@ -149,6 +149,12 @@ def command_desktop(args: argparse.Namespace) -> int:
     return run(args, build_config)
 
 
+def command_gradio(args: argparse.Namespace) -> int:
+    from ui.gradio_app import command_gradio as run
+
+    return run(args, build_config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Full-duplex voice and vision assistant")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -187,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     desktop_parser.add_argument("--quiet", action="store_true", help="no loading progress on stderr")
     _add_model_options(desktop_parser)
     desktop_parser.set_defaults(handler=command_desktop)
+
+    gradio_parser = commands.add_parser("gradio", help="the assistant in a gradio page (microphone, camera, text)")
+    gradio_parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    gradio_parser.add_argument("--port", type=int, default=7860, help="0 picks a free port (default 7860)")
+    gradio_parser.add_argument("--token", help="login password for user 'assistant' (default: $ASSISTANT_TOKEN, "
+                                               "else a random one printed at start)")
+    gradio_parser.add_argument("--quiet", action="store_true", help="no loading progress on stderr")
+    _add_model_options(gradio_parser)
+    gradio_parser.set_defaults(handler=command_gradio)
 
     models_parser = commands.add_parser("models", help="show the installed models and backends")
     models_parser.add_argument("--load", action="store_true", help="also load them and show load times")

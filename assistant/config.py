@@ -72,6 +72,7 @@ class VisionConfig:
     max_new_tokens: int = 48  # transformers VLM: length of the frame description
     ocr: bool = True  # experts: read visible text
     faces: bool = True  # experts: count faces
+    separate_process: bool = True  # experts: run in a child process at idle CPU priority (keeps the audio path fast)
 
 
 @dataclass

@@ -46,7 +46,8 @@ class AssistantModels:
         self.describer = load_describer(config.vision)  # the camera's frames into words (None: no vision)
 
     def new_session(self, clock: Clock | None = None, event_log_path: str | Path | None = None,
-                    output_sample_rate: int | None = None) -> DuplexSession:
+                    output_sample_rate: int | None = None, keep_event_records: bool = True) -> DuplexSession:
+        """``keep_event_records=False`` for live calls: hours of events would pile up in memory (the file keeps them)."""
         config = self.config
         options = config.duplex
         if output_sample_rate is not None:
@@ -59,4 +60,4 @@ class AssistantModels:
         return DuplexSession(
             models, self.decider, lambda: load_vad(config.vad), options, system_prompt=config.llm.system_prompt,
             generation=GenerationOptions(max_tokens=config.llm.max_answer_tokens, temperature=config.llm.temperature),
-            clock=clock, event_log=EventLog(event_log_path), vision=self.describer)
+            clock=clock, event_log=EventLog(event_log_path, keep=keep_event_records), vision=self.describer)

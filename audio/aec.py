@@ -122,5 +122,77 @@ class WebRtcEchoCanceller:
         return out
 
 
+class PlayedTimeline:
+    """Lines the loudspeaker's blocks up with the microphone's by the sound card's own timestamps.
+
+    Off by default in the desktop app (``SoundCard(align_by_timestamps=False)``): through ALSA's pulse plugin
+    it measured worse than handing AEC3 the blocks in the order played (see docs/benchmarks.md). Kept for
+    sound servers whose timestamps track underruns exactly, and for the benchmark's comparison.
+
+    A callback that runs late makes the speaker play a gap of silence (an underrun) that the list of
+    played blocks does not show; every such gap would shift the echo's delay and the canceller would have
+    to find it again (measured: 60 dB of suppression fell to 11-20 dB on a busy CPU). Here each played block
+    is placed at the time PortAudio says it reaches the speaker (``outputBufferDacTime``), gaps filled with
+    silence, and each microphone block (``inputBufferAdcTime``) gets exactly the reference that was playing
+    while it was recorded. Jitter below ``tolerance_s`` is ignored: the sample counts are exact, the
+    timestamps only say where the streams jumped.
+    """
+
+    def __init__(self, output_rate: int, input_rate: int, tolerance_s: float = 0.02, keep_s: float = 2.0) -> None:
+        self.output_rate, self.input_rate, self.tolerance_s = output_rate, input_rate, tolerance_s
+        self._samples = np.zeros(0, dtype=np.int16)  # written, not yet handed out; index ``_base`` first
+        self._base = 0  # speaker-sample index of ``_samples[0]``
+        self._out_anchor: tuple[float, int] | None = None  # (time, speaker-sample index) at that time
+        self._in_anchor: tuple[float, int] | None = None  # (time, microphone-sample count) at that time
+        self._in_count = 0
+        self._keep = int(keep_s * output_rate)
+        self.gaps = 0  # underruns seen (the speaker played silence we did not write)
+
+    def played(self, block: np.ndarray, dac_time: float) -> None:
+        """A block handed to the speakers, and when its first sample will sound."""
+        end = self._base + len(self._samples)
+        if self._out_anchor is None:
+            self._out_anchor = (dac_time, end)
+        else:
+            anchor_time, anchor_index = self._out_anchor
+            predicted = anchor_time + (end - anchor_index) / self.output_rate
+            if dac_time - predicted > self.tolerance_s:  # the speaker ran dry: it played silence meanwhile
+                gap = int(round((dac_time - predicted) * self.output_rate))
+                self._samples = np.concatenate([self._samples, np.zeros(gap, dtype=np.int16)])
+                self.gaps += 1
+                self._out_anchor = (dac_time, end + gap)
+            elif predicted - dac_time > self.tolerance_s:
+                self._out_anchor = (dac_time, end)
+        self._samples = np.concatenate([self._samples, to_int16(np.asarray(block))])
+        if len(self._samples) > self._keep:  # the microphone stalled: forget what it can no longer need
+            drop = len(self._samples) - self._keep
+            self._samples, self._base = self._samples[drop:], self._base + drop
+
+    def reference_for(self, frames: int, adc_time: float) -> np.ndarray:
+        """The speaker's samples (output rate) that played while these ``frames`` of microphone were recorded."""
+        if self._in_anchor is None:
+            self._in_anchor = (adc_time, self._in_count)
+        else:
+            anchor_time, anchor_count = self._in_anchor
+            predicted = anchor_time + (self._in_count - anchor_count) / self.input_rate
+            if abs(adc_time - predicted) > self.tolerance_s:  # an overrun (lost microphone audio) or a restart
+                self._in_anchor = (adc_time, self._in_count)
+        self._in_count += frames
+        if self._out_anchor is None:
+            return np.zeros(0, dtype=np.int16)
+        anchor_time, anchor_count = self._in_anchor
+        end_time = anchor_time + (self._in_count - anchor_count) / self.input_rate
+        out_time, out_index = self._out_anchor
+        until = out_index + int(round((end_time - out_time) * self.output_rate))
+        if until <= self._base:
+            return np.zeros(0, dtype=np.int16)
+        take = until - self._base
+        chunk = self._samples[:take]
+        if len(chunk) < take:  # not written yet (cannot happen while the speakers keep up): silence
+            chunk = np.concatenate([chunk, np.zeros(take - len(chunk), dtype=np.int16)])
+        self._samples, self._base = self._samples[take:], until
+        return chunk
+
+
 def make_echo_canceller(headphones: bool, sample_rate: int) -> EchoCanceller:
     return PassthroughEchoCanceller(sample_rate) if headphones else WebRtcEchoCanceller(sample_rate)

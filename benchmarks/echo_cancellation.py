@@ -46,7 +46,8 @@ def level_dbfs(samples: np.ndarray) -> float:
     return float(10 * np.log10(np.mean((samples.astype(np.float64) / 32768) ** 2) + 1e-12))
 
 
-def measure(seconds: float, gain: float, converge_s: float, latency_ms: int) -> dict:
+def measure(seconds: float, gain: float, converge_s: float, latency_ms: int, align: bool = False,
+            stall_at_s: float | None = None, stall_s: float = 0.15) -> dict:
     from ui.sound_card import SoundCard, choose_devices
 
     server = PulseServer().start()
@@ -58,15 +59,21 @@ def measure(seconds: float, gain: float, converge_s: float, latency_ms: int) -> 
         position = 0
         lock = threading.Lock()
 
+        stall_at = int(stall_at_s * devices.output_rate) if stall_at_s is not None else None
+
         def play(n: int) -> np.ndarray:
-            nonlocal position
+            nonlocal position, stall_at
+            if stall_at is not None and position >= stall_at:  # a busy CPU holding up the speaker callback
+                stall_at = None
+                time.sleep(stall_s)
             with lock:
                 block = far[position:position + n]
                 position += n
             return np.pad(block, (0, n - len(block)))
 
         raw, cleaned = [], []
-        card = SoundCard(devices, play, lambda r, c, rate: (raw.append(r), cleaned.append(c)))
+        card = SoundCard(devices, play, lambda r, c, rate: (raw.append(r), cleaned.append(c)),
+                         align_by_timestamps=align)
         canceller = card.canceller
         assert isinstance(canceller, WebRtcEchoCanceller)
         process = canceller.process
@@ -95,7 +102,11 @@ def measure(seconds: float, gain: float, converge_s: float, latency_ms: int) -> 
             "suppression_db": round(mic_db - residual_db, 1),
             "suppression_app_stats_db": round(canceller.stats.suppression_db or 0.0, 1),
             "cpu_us_per_10ms": round(1e6 * spent[0] / max(1, spent[1]), 1),
-            "underflows": card.underflows, "overflows": card.overflows, "closed_cleanly": closed,
+            "per_second_db": [round(level_dbfs(raw_all[k:k + rate]) - level_dbfs(cleaned_all[k:k + rate]), 1)
+                              for k in range(0, n - rate + 1, rate)
+                              if level_dbfs(raw_all[k:k + rate]) > -60],  # seconds with echo in them
+            "aligned_by_timestamps": align, "stall_at_s": stall_at_s,
+            "speaker_gaps": card.timeline.gaps, "underflows": card.underflows, "overflows": card.overflows, "closed_cleanly": closed,
         }
     finally:
         server.stop()
@@ -108,8 +119,15 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=int, default=30, help="loopback delay")
     parser.add_argument("--converge", type=float, default=2.0, help="seconds left out while AEC3 adapts")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--stall-at", type=float, help="hold the speaker callback up once, at this second "
+                        "(an underrun, as on a busy CPU)")
+    parser.add_argument("--stall-ms", type=float, default=150.0)
+    parser.add_argument("--align", action="store_true",
+                        help="place the reference by the sound card's timestamps (PlayedTimeline), not in the "
+                             "order played as the app does")
     args = parser.parse_args()
-    result = measure(args.seconds, args.gain, args.converge, args.latency_ms)
+    result = measure(args.seconds, args.gain, args.converge, args.latency_ms, align=args.align,
+                     stall_at_s=args.stall_at, stall_s=args.stall_ms / 1000)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -117,7 +135,9 @@ def main() -> int:
               f"{result['residual_dbfs']} dBFS: suppression {result['suppression_db']} dB "
               f"(after {args.converge:g} s; counted by the app "
               f"{result['suppression_app_stats_db']} dB); {result['cpu_us_per_10ms']} us CPU per 10 ms at "
-              f"{result['rate']} Hz; underflows {result['underflows']}, overflows {result['overflows']}")
+              f"{result['rate']} Hz; underflows {result['underflows']}"
+              + (f" (gaps placed {result['speaker_gaps']})" if args.align else "") + ", "
+              f"overflows {result['overflows']}; per second: {result['per_second_db']}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Does the camera slow the audio path? The same spoken timeline, played in real time into a real session
 with and without a camera feeding frames, alternating runs so that other load on the machine hits both.
 
-    .venv/bin/python benchmarks/vision_latency.py [--rounds 3] [--fps 20] [--sampling stress|default]
+    .venv/bin/python benchmarks/vision_latency.py [--rounds 8] [--fps 20] [--sampling stress|default]
 
 Measured per utterance, from the event log:
 - onset latency: ``SpeechStarted.time - SpeechStarted.onset`` (the VAD thread's delay in noticing speech,
@@ -62,9 +62,9 @@ class RunFigures:
     analyse_ms: list[float] = field(default_factory=list)
 
 
-def spoken_timeline(say, gap_s: float = 1.6) -> Timeline:
+def spoken_timeline(say, utterances=UTTERANCES, gap_s: float = 1.6) -> Timeline:
     timeline, at = Timeline(1.0), 0.6
-    for text in UTTERANCES:
+    for text in utterances:
         clip = say(text)
         timeline.add_audio(at, clip, text)
         at += clip.duration + gap_s
@@ -77,8 +77,8 @@ def camera_frames(timeline: Timeline, images: list[np.ndarray], fps: float) -> N
 
 
 async def measure_run(models: WorkerModels, decider, say, describer=None, images=None, fps: float = 20.0,
-                      stress: bool = True) -> RunFigures:
-    timeline = spoken_timeline(say)
+                      stress: bool = True, utterances=UTTERANCES, tail_s: float = 6.0) -> RunFigures:
+    timeline = spoken_timeline(say, utterances)
     options = DuplexOptions(output_sample_rate=16000)
     if images:
         camera_frames(timeline, images, fps)
@@ -87,7 +87,7 @@ async def measure_run(models: WorkerModels, decider, say, describer=None, images
     log = EventLog()
     session = DuplexSession(models, NeverAQuery(decider), SileroVad, options, event_log=log, vision=describer)
     async with session:
-        await run_timeline(session, timeline, tail_s=2.0)
+        await run_timeline(session, timeline, tail_s=tail_s)
     figures = RunFigures()
     for started in log.of_kind("SpeechStarted"):
         figures.onset_ms.append(1000 * (started["time"] - started["onset"]))
@@ -105,12 +105,17 @@ async def measure_run(models: WorkerModels, decider, say, describer=None, images
 
 
 async def compare(models, decider, say, describer, images, rounds: int = 3, fps: float = 20.0,
-                  stress: bool = True) -> dict[str, list[RunFigures]]:
-    """Alternate runs without and with the camera, ``rounds`` of each."""
+                  stress: bool = True, utterances=None, tail_s: float = 6.0) -> dict[str, list[RunFigures]]:
+    """Alternate runs without and with the camera, ``rounds`` of each, each a fresh session saying
+    ``utterances`` (default: one utterance a run, in turn, so a slow transcription on a loaded machine
+    cannot merge two utterances into one segment)."""
     runs: dict[str, list[RunFigures]] = {"off": [], "on": []}
-    for _ in range(rounds):
-        runs["off"].append(await measure_run(models, decider, say))
-        runs["on"].append(await measure_run(models, decider, say, describer, images, fps, stress))
+    # Warm-up, not counted: the first decision of a process loads the state head's embedder (seconds).
+    await measure_run(models, decider, say, describer, images, fps, stress, utterances=UTTERANCES[:1])
+    for round_ in range(rounds):
+        said = utterances or (UTTERANCES[round_ % len(UTTERANCES)],)
+        runs["off"].append(await measure_run(models, decider, say, utterances=said, tail_s=tail_s))
+        runs["on"].append(await measure_run(models, decider, say, describer, images, fps, stress, said, tail_s))
     return runs
 
 
@@ -137,7 +142,7 @@ def summary(runs: dict[str, list[RunFigures]]) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--fps", type=float, default=20.0)
     parser.add_argument("--sampling", choices=("stress", "default"), default="stress")
     args = parser.parse_args()

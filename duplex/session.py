@@ -13,6 +13,7 @@ Transports only call ``push_audio``, ``push_text`` and ``output.read``; they nev
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -124,9 +125,12 @@ class DuplexSession:
         self.dropped_input_frames = 0
         self.loop_lag_ms: list[float] = []
         self.closed = False
-        # Camera frames (push_image): sampled, described off the loop, attached to the queries around them.
+        # Camera frames (push_image): sampled, described off the loop, attached to the queries around them;
+        # a frame's analysis waits while the listener transcribes or decides (the ASR needs both cores).
+        self._listening_jobs = 0
         self.vision = VisionInput(vision, self.bus.publish, self.clock, self.options,
-                                  user_speaking=lambda: self._segment is not None and not self._segment.closed)
+                                  user_speaking=lambda: self._segment is not None and not self._segment.closed,
+                                  audio_busy=lambda: self._listening_jobs > 0)
 
     # --- life cycle --------------------------------------------------------------------------------
 
@@ -167,8 +171,17 @@ class DuplexSession:
             self.dropped_input_frames += 1
 
     def push_image(self, image: np.ndarray, timestamp: float | None = None) -> None:
-        """A camera frame: RGB uint8 HxWx3 (HxW grey and HxWx4 RGBA are converted). Never blocks or raises:
-        frames are sampled, a bad one is logged and dropped; ``timestamp`` is on the session clock (default now)."""
+        """A camera frame: RGB uint8 HxWx3 (HxW grey and HxWx4 RGBA are converted; JPEG/PNG bytes are decoded
+        on the vision thread). Never blocks or raises:
+        frames are sampled, a bad one is logged and dropped; ``timestamp`` is on the session clock (default now).
+        May be called from a camera's capture thread: the frame then hops onto the event loop."""
+        loop, loop_thread = self.bus._loop, self.bus._loop_thread
+        if loop is not None and threading.get_ident() != loop_thread:
+            try:
+                loop.call_soon_threadsafe(self.push_image, image, timestamp)
+            except RuntimeError:  # the loop has closed: the session is over
+                pass
+            return
         try:
             self.vision.push(image, timestamp)
         except Exception as error:  # a transport's frame must never take the session down
@@ -301,12 +314,21 @@ class DuplexSession:
                 return
         await self._finalize(segment, transcript)
 
+    def _listening(self, delta: int) -> None:
+        """Count the listener's ASR and decision jobs; the camera's describer pauses while there are any."""
+        before, self._listening_jobs = self._listening_jobs, self._listening_jobs + delta
+        if (before == 0) != (self._listening_jobs == 0):
+            self.vision.audio_busy_changed(self._listening_jobs > 0)
+
     async def _transcribe(self, segment: _Segment):
+        self._listening(+1)
         try:
             return await asyncio.wait_for(segment.listener.transcribe(segment.samples()), LISTENER_TIMEOUT_S)
         except Exception as error:  # a hung or failing ASR: restart that worker, tell the user
             await self._listener_failed(segment.listener, error)
             return None
+        finally:
+            self._listening(-1)
 
     async def _interim(self, segment: _Segment) -> None:
         """Decide on a long segment that overlaps the assistant's voice before it ends."""
@@ -360,9 +382,10 @@ class DuplexSession:
             self._resume_output("not a query")
 
     async def _decide(self, segment: _Segment, transcript, interim: bool = False) -> StateDecision | None:
-        if not interim:
-            await self.vision.settle(self.options.vision_wait_s)  # a frame shown while asking is still analysed
-        segment.visual_context = self.vision.context(segment.onset, segment.end or self._stream_time or 0.0)
+        end = segment.end or self._stream_time or 0.0
+        if not interim:  # a frame shown while asking may still be being analysed
+            await self.vision.settle(segment.onset, end, self.options.vision_wait_s)
+        segment.visual_context = self.vision.context(segment.onset, end)
         evidence = SegmentEvidence(
             audio_16k=segment.samples(), transcript=transcript,
             speech_probabilities=np.asarray(segment.probabilities, dtype=np.float32),
@@ -371,11 +394,14 @@ class DuplexSession:
             conversation_tail=self.conversation.tail(), visual_context=segment.visual_context,
             echo_share=float(np.mean(segment.echo_shares)) if segment.echo_shares else 0.0)
         started = time.perf_counter()
+        self._listening(+1)
         try:
             decision = await asyncio.wait_for(segment.listener.decide(self.decider, evidence), LISTENER_TIMEOUT_S)
         except Exception as error:
             await self._listener_failed(segment.listener, error)
             return None
+        finally:
+            self._listening(-1)
         self._publish_decision(segment, decision, transcript.text, interim, (time.perf_counter() - started) * 1000)
         return decision
 
@@ -393,7 +419,7 @@ class DuplexSession:
         self.bus.publish(StateDecided(time=now, worker=self.listener.name, segment_id=-1,
                                       token=StateToken.TEXT_QUERY.value, query_probability=1.0,
                                       reason="typed message", text=text))
-        await self.vision.settle(self.options.vision_wait_s)
+        await self.vision.settle(now, now, self.options.vision_wait_s)
         self._take_floor(self.listener, text, now, typed=True, visual_context=self.vision.context(now, now))
 
     # --- turns: interrupt, hand-off, answer ------------------------------------------------------

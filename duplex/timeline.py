@@ -1,9 +1,10 @@
 """Play a scripted timeline into a session, as a microphone and a loudspeaker would.
 
 A ``Timeline`` places user audio (speech, noise), typed messages and camera images at given times.
-``run_timeline`` feeds it to a session in 20 ms blocks paced by the session's clock, pulls the assistant's voice out of the
-playback queue at the same pace, optionally leaks that voice back into the microphone (open speakers),
-and returns both signals plus the event log. Tests and the replay command are built on it; a pacer
+``run_timeline`` feeds it to a session in 20 ms blocks paced by the session's clock, pulls the assistant's
+voice out of the playback queue at the same pace, optionally leaks that voice back into the microphone (open
+speakers), and returns both signals plus the event log. ``Cue`` entries are placed during the run (e.g. two
+seconds into the assistant's answer). Tests and the replay command are built on it; a pacer
 (``duplex/pacing.py``) decides whether time passes in real time or on a virtual clock.
 """
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,14 +41,70 @@ class FrameDescriber(Protocol):
         """Blocking (runs a model): called from the vision thread with an RGB uint8 HxWx3 array."""
 
 
+class PausableDescriber(Protocol):
+    """Optional: a describer that can stop its CPU work on request (e.g. a child process it can suspend)."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
 class BadFrame(ValueError):
     """A frame that cannot be used; the message says why, for the log."""
 
 
-def check_frame(image: object, max_pixels: int) -> None:
-    """Cheap checks done on the event loop before a frame is taken (no pixel is touched)."""
+ENCODED_TYPES = (bytes, bytearray, memoryview)
+MAX_ENCODED_BYTES = 50_000_000
+
+
+def _encoded_size(data: bytes | bytearray | memoryview) -> tuple[int, int]:
+    """(width, height) from a JPEG/PNG/... header, without decoding the pixels."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) == 0:
+        raise BadFrame("an encoded frame of 0 bytes")
+    if len(data) > MAX_ENCODED_BYTES:
+        raise BadFrame(f"an encoded frame of {len(data) / 1e6:.0f} MB is over the {MAX_ENCODED_BYTES / 1e6:g} MB limit")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise BadFrame(f"not a readable image ({len(data)} bytes): {error}") from None
+
+
+def decode_image(data: bytes | bytearray | memoryview, max_pixels: int) -> np.ndarray:
+    """(vision thread) An encoded image (JPEG, PNG, WebP...) as RGB uint8; a corrupt one raises ``BadFrame``."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.size[0] * image.size[1] > max_pixels:
+                    raise BadFrame(f"an image of {image.size[0]}x{image.size[1]} pixels is over the limit")
+                return np.asarray(image.convert("RGB"))
+    except BadFrame:
+        raise
+    except Exception as error:  # truncated data, bad Huffman tables, bombs: all the same to the caller
+        raise BadFrame(f"a corrupt image could not be decoded: {type(error).__name__}: {error}") from None
+
+
+def check_frame(image: object, max_pixels: int) -> tuple[int, int]:
+    """Cheap checks done on the event loop before a frame is taken (no pixel is touched): (width, height).
+    An encoded image (bytes) is checked by its header only; it is decoded on the vision thread."""
+    if isinstance(image, ENCODED_TYPES):
+        width, height = _encoded_size(image)
+        if width * height > max_pixels:
+            raise BadFrame(f"an image of {width}x{height} pixels is larger than the {max_pixels / 1e6:g} MP limit "
+                           "(vision_max_input_pixels)")
+        return width, height
     if not isinstance(image, np.ndarray):
-        raise BadFrame(f"a frame must be a numpy array, got {type(image).__name__}")
+        raise BadFrame(f"a frame must be a numpy array or an encoded image, got {type(image).__name__}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise BadFrame(f"a frame must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
     if image.shape[0] < 2 or image.shape[1] < 2:
@@ -61,6 +115,7 @@ def check_frame(image: object, max_pixels: int) -> None:
     if not (image.dtype == np.uint8 or image.dtype == np.bool_ or np.issubdtype(image.dtype, np.floating)
             or image.dtype == np.uint16):
         raise BadFrame(f"a frame must be uint8 (or uint16, float in 0-1), got {image.dtype}")
+    return int(image.shape[1]), int(image.shape[0])
 
 
 def to_rgb(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -132,26 +187,23 @@ class RecentFrames:
         return iter(list(self._frames))
 
 
-def _lower_priority() -> None:
-    """Vision thread initialiser: let audio, ASR and the LLM have the CPU first (Linux: per-thread nice)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):
-        pass
-
-
 class VisionInput:
     """Samples, analyses and remembers camera frames for one session."""
 
     def __init__(self, describer: FrameDescriber | None, publish: Callable[[Event], None], clock: Clock,
-                 options: DuplexOptions, user_speaking: Callable[[], bool]) -> None:
+                 options: DuplexOptions, user_speaking: Callable[[], bool],
+                 audio_busy: Callable[[], bool] = lambda: False) -> None:
         self.describer = describer
         self.publish, self.clock, self.options = publish, clock, options
-        self.user_speaking = user_speaking
+        self.user_speaking, self.audio_busy = user_speaking, audio_busy
         self.frames = RecentFrames(options.vision_recent_frames)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision", initializer=_lower_priority)
+        # One thread at normal priority: a low-priority thread that holds the GIL would stall the event loop.
+        # A describer that needs the CPU for long should do its work in a process of its own (as the
+        # assistant's experts do, at idle priority: assistant/vision/process.py).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision")
         self._waiting: tuple[int, np.ndarray, float] | None = None  # the one frame waiting for the thread
         self._busy = False
+        self._analysing_captured = 0.0  # capture time of the frame being analysed
         self._idle: asyncio.Event | None = None
         self._frame_counter = 0
         self._last_taken_at: float | None = None
@@ -164,6 +216,7 @@ class VisionInput:
         self.dropped = 0  # taken, then replaced by a newer frame before the thread was free
         self.rejected = 0  # bad input
         self._last_rejection: tuple[str, float] = ("", 0.0)
+        self._describer_paused = False
         self.closed = False
 
     # --- input (event loop) ----------------------------------------------------------------------
@@ -178,7 +231,7 @@ class VisionInput:
         self._last_received_at, self._stale_reported = now, False
         self._ensure_watch()
         try:
-            check_frame(image, self.options.vision_max_input_pixels)
+            width, height = check_frame(image, self.options.vision_max_input_pixels)
         except BadFrame as error:
             self._reject(str(error))
             return
@@ -190,8 +243,7 @@ class VisionInput:
         self._last_taken_at = now
         self._frame_counter += 1
         captured = now if timestamp is None else min(float(timestamp), now)
-        self.publish(VisionFrame(time=now, frame_id=self._frame_counter, width=int(image.shape[1]),
-                                 height=int(image.shape[0])))
+        self.publish(VisionFrame(time=now, frame_id=self._frame_counter, width=width, height=height))
         if self._busy:
             if self._waiting is not None:
                 self.dropped += 1
@@ -210,7 +262,7 @@ class VisionInput:
                                 recovered=True))
 
     def _start(self, frame_id: int, image: np.ndarray, captured: float) -> None:
-        self._busy = True
+        self._busy, self._analysing_captured = True, captured
         if self._idle is not None:
             self._idle.clear()
         task = asyncio.get_running_loop().create_task(self._analyse(frame_id, image, captured))
@@ -218,6 +270,14 @@ class VisionInput:
         task.add_done_callback(self._tasks.discard)
 
     async def _analyse(self, frame_id: int, image: np.ndarray, captured: float) -> None:
+        waited = 0.0
+        while self.audio_busy() and waited < self.options.vision_yield_to_audio_s:
+            await self.clock.sleep(0.05)  # the ASR and the decision first: they decide when the answer starts
+            waited += 0.05
+        if self._waiting is not None:  # a newer frame came meanwhile: the latest wins
+            (frame_id, image, captured), self._waiting = self._waiting, None
+            self.dropped += 1
+            self._analysing_captured = captured
         previous = self.frames.latest()
         try:
             seen, analyse_ms = await asyncio.get_running_loop().run_in_executor(
@@ -245,6 +305,8 @@ class VisionInput:
     def _analyse_in_thread(self, frame_id: int, image: np.ndarray, captured: float,
                            previous: SeenFrame | None) -> tuple[SeenFrame, float]:
         started = time.perf_counter()
+        if isinstance(image, ENCODED_TYPES):
+            image = decode_image(image, self.options.vision_max_input_pixels)
         try:
             frame = to_rgb(image, self.options.vision_max_side)
         except (ValueError, TypeError, MemoryError) as error:
@@ -260,11 +322,32 @@ class VisionInput:
         seen = SeenFrame(frame_id, captured, frame, small, description, changed)
         return seen, (time.perf_counter() - started) * 1000
 
+    def audio_busy_changed(self, busy: bool) -> None:
+        """The listener started (or finished) transcribing or deciding: a describer that can pause does,
+        so the camera takes no CPU from the step that decides when the answer starts."""
+        if busy == self._describer_paused:
+            return
+        action = getattr(self.describer, "pause" if busy else "resume", None)
+        self._describer_paused = busy
+        if callable(action):
+            try:
+                action()
+            except Exception as error:  # noqa: BLE001 - pausing is an optimisation, never a failure
+                log.warning("could not %s the describer: %s", "pause" if busy else "resume", error)
+
     # --- what a query gets -----------------------------------------------------------------------
 
-    async def settle(self, timeout: float) -> None:
-        """Wait (at most ``timeout``) for the frame being analysed, so a query sees the newest view."""
+    async def settle(self, start: float, end: float, timeout: float) -> None:
+        """Wait (at most ``timeout``) for a frame of a query spoken from ``start`` to ``end`` that is still
+        being analysed, but only when no view of that query is described yet: a busy describer must not
+        delay every answer."""
         if not self._busy or timeout <= 0:
+            return
+        earliest = start - self.options.vision_context_s
+        if any(earliest <= f.time <= end and f.description for f in self.frames):
+            return
+        pending = [self._analysing_captured] + ([self._waiting[2]] if self._waiting else [])
+        if not any(earliest <= captured <= end for captured in pending):
             return
         if self._idle is None:
             self._idle = asyncio.Event()
@@ -310,6 +393,7 @@ class VisionInput:
 
     async def close(self) -> None:
         self.closed = True
+        self.audio_busy_changed(False)  # the describer may be shared: never leave it paused
         tasks = [*self._tasks, *([self._watch] if self._watch else [])]
         for task in tasks:
             task.cancel()

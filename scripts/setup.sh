@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 VENV="${ASSISTANT_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 # chromium: the real browser the WebRTC tests drive through Playwright (Debian's build; nothing is downloaded)
-APT_PACKAGES=(espeak-ng sox libsndfile1 libportaudio2 chromium)
+APT_PACKAGES=(espeak-ng sox libsndfile1 libportaudio2 chromium pulseaudio pulseaudio-utils alsa-utils libasound2-plugins)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

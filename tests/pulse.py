@@ -180,6 +180,12 @@ class PulseServer:
                 os.environ[key] = value
         self._saved_env.clear()
 
+    def kill(self) -> None:
+        """Stop the server abruptly (as when the audio server crashes); ``start()`` brings it back."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

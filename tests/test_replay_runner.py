@@ -46,8 +46,9 @@ def test_items_are_placed_at_their_times_with_voiced_spans_and_levels(tmp_path):
         "  - after: 0.5\n    type: Stop.\n"
         "expect:\n  not_interrupted: true\n")
     built = build_timeline(load_scenario(tmp_path / "s.yaml"), AudioSources(ToneSynthesizer()))
-    say, noise_item, typed = built.placed
-    assert say.role == "query" and say.onset_s == pytest.approx(1.2, abs=0.011) and say.end_s == pytest.approx(2.2, abs=0.011)
+    say, noise_item, typed = built.placed()
+    assert say.role == "query"
+    assert say.onset_s == pytest.approx(1.2, abs=0.011) and say.end_s == pytest.approx(2.2, abs=0.011)
     # 'after' counts from the end of the previous clip (1.0 + 1.4 s of audio + 2.0)
     assert noise_item.onset_s == pytest.approx(4.4) and noise_item.end_s == pytest.approx(5.4)
     assert typed.onset_s == pytest.approx(5.9) and built.timeline.texts == [(pytest.approx(5.9), "Stop.")]
@@ -80,7 +81,7 @@ async def play_virtual(timeline, asr_delay_s=0.02, tail_s=3.0):
 
 async def test_virtual_clock_skips_idle_time_and_keeps_the_conversation():
     timeline = Timeline(40.0).add_audio(0.3, tone_speech(300, 1.2), "user")  # 40 s, mostly silence
-    log, result, pacer, meter, wall = await play_virtual(timeline)
+    log, result, pacer, _meter, wall = await play_virtual(timeline)
     assert wall < 15.0, f"40 s of timeline took {wall:.1f} s"
     assert pacer.skipped_s > 30.0
     kinds = [r["kind"] for r in log.records]
@@ -93,7 +94,7 @@ async def test_virtual_clock_skips_idle_time_and_keeps_the_conversation():
 async def test_virtual_clock_charges_model_work_at_its_wall_time():
     """A slow ASR (0.6 s per call) must show in the virtual latencies, not vanish in a time jump."""
     timeline = Timeline(6.0).add_audio(0.3, tone_speech(300, 1.2), "user")
-    log, result, pacer, meter, wall = await play_virtual(timeline, asr_delay_s=0.6)
+    log, _result, pacer, meter, _wall = await play_virtual(timeline, asr_delay_s=0.6)
     ended = log.of_kind("SpeechEnded")[0]
     transcript = log.of_kind("UserTranscript")[0]
     # the transcription starts 0.128 s into the pause and takes 0.6 s of wall time, charged to the clock
@@ -221,3 +222,60 @@ def test_expectations_read_the_log(tmp_path):
     slow = check_expectations(scenario, placed, log, 0.0, speaker_signal([(3.0, 5.6)], 10.0), "dragon")
     failed = {r.name for r in slow if not r.passed}
     assert failed == {"interrupted", "history_lacks"}
+
+
+# --- the runner end to end, on fakes ---------------------------------------------------------------------
+
+class FakeAssistantModels:
+    """What the runner needs of ``AssistantModels``, over the fast fakes."""
+
+    def __init__(self, config=None, progress=False):
+        from assistant.config import AssistantConfig
+
+        self.config = config or AssistantConfig()
+        self.stack = type("Stack", (), {"synthesizer": ToneSynthesizer(), "recognizer": PitchRecognizer()})()
+        self.decider = KeywordDecider()
+
+    def new_session(self, clock=None, event_log_path=None, output_sample_rate=None):
+        models = WorkerModels(PitchRecognizer(), ScriptedLLM(extra_words=40), BeepSynthesizer())
+        return DuplexSession(models, self.decider, EnergyVad, DuplexOptions(output_sample_rate=16000),
+                             clock=clock, event_log=EventLog(event_log_path))
+
+
+async def test_runner_places_a_barge_in_by_the_answer_and_writes_its_files(tmp_path):
+    from assistant.replay.runner import ReplayOptions, ReplayRunner
+
+    (tmp_path / "barge.yaml").write_text(
+        "category: barge_in\ntimeline:\n  - at: 0.3\n    say: What is the weather?\n"
+        "  - after_answer: 1.5\n    say: What is the weather?\n    role: interruption\n"
+        "expect:\n  interrupted: {within_ms: 400}\n  answers: {count: 2}\n  turns: 2\n")
+    runner = ReplayRunner(FakeAssistantModels(), ReplayOptions(out_dir=tmp_path / "out", progress=False))
+    result = await runner.run(load_scenario(tmp_path / "barge.yaml"))
+    assert result.status == "passed", [e for e in result.expectations if not e.passed]
+    records = [__import__("json").loads(line) for line in (result.out_dir / "events.jsonl").read_text().splitlines()]
+    first_audio = next(r["time"] for r in records if r["kind"] == "PlaybackStarted")
+    placed = __import__("json").loads((result.out_dir / "metrics.json").read_text())["placed"]
+    cue_start = placed[1]["onset_s"] - 0.2  # the tone starts 0.2 s into its clip
+    assert cue_start == pytest.approx(first_audio + 1.5, abs=0.03)  # the virtual clock starts at 0
+    assert result.measures.interrupt_takeovers == [True] and len(result.measures.interrupt_stops_s) == 1
+    for name in ("audio.wav", "timeline.png", "metrics.json"):
+        assert (result.out_dir / name).stat().st_size > 1000
+
+
+def test_replay_command_exits_non_zero_when_an_expectation_fails(tmp_path, monkeypatch, capsys):
+    import assistant.session
+    from assistant.cli import main
+
+    monkeypatch.setattr(assistant.session, "AssistantModels", FakeAssistantModels)
+    (tmp_path / "ok.yaml").write_text("category: plain_turn\ntimeline:\n  - at: 0.3\n    say: Hi\n"
+                                      "expect:\n  answers: true\n")
+    (tmp_path / "wrong.yaml").write_text("category: noise_while_idle\ntimeline:\n  - at: 0.3\n    say: Hi\n"
+                                         "expect:\n  stays_silent: true\n")
+    out = tmp_path / "out"
+    assert main(["replay", str(tmp_path / "ok.yaml"), "--out", str(out), "--quiet"]) == 0
+    assert main(["replay", str(tmp_path), "--out", str(out), "--quiet", "--json", str(tmp_path / "r.json")]) == 1
+    printed = capsys.readouterr().out
+    assert "ok    ok [virtual" in printed and "FAIL  wrong [virtual" in printed and "1 turn(s) started" in printed
+    summary = __import__("json").loads((tmp_path / "r.json").read_text())
+    assert summary["counts"] == {"passed": 1, "failed": 1, "known_failure": 0, "skipped": 0}
+    assert summary["turn_takeover_rate"] == 1.0 and {s["name"] for s in summary["scenarios"]} == {"ok", "wrong"}

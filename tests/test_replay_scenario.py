@@ -110,9 +110,9 @@ def test_cli_rejects_a_malformed_file_before_any_model_loads(tmp_path, monkeypat
     bad = write(tmp_path, GOOD.replace("category: barge_in", "category: barge_in\nspeed: 2"), "b_bad.yaml")
     assert main(["replay", str(good), str(bad), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: {bad}:2: unknown key 'speed' in a scenario (expected one of: "
-                   "category, clock, description, echo_gain, expect, known_failure, max_answer_tokens, name, "
-                   "requires, tail_s, timeline)"]
+    assert err == [(f"error: {bad}:2: unknown key 'speed' in a scenario (expected one of: "
+                    "category, clock, description, echo_gain, expect, known_failure, max_answer_tokens, name, "
+                    "requires, tail_s, timeline)")]
 
 
 def test_the_library_is_valid_and_covers_every_category(tmp_path):

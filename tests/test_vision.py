@@ -47,10 +47,10 @@ def solid(level: int, height: int = 48, width: int = 64) -> np.ndarray:
     return np.full((height, width, 3), level, dtype=np.uint8)
 
 
-def make_input(describer=None, clock=None, speaking=lambda: False, **options):
+def make_input(describer=None, clock=None, speaking=lambda: False, audio_busy=lambda: False, **options):
     events = []
     clock = clock or ManualClock()
-    vision = VisionInput(describer, events.append, clock, DuplexOptions(**options), speaking)
+    vision = VisionInput(describer, events.append, clock, DuplexOptions(**options), speaking, audio_busy)
     return vision, events, clock
 
 
@@ -84,7 +84,8 @@ def test_grey_rgba_float_and_large_frames_become_small_rgb_uint8():
 
 
 @pytest.mark.parametrize("bad, why", [
-    (b"\xff\xd8 not decoded", "numpy array"),
+    (b"\xff\xd8 not decoded", "not a readable image"),
+    ([[1, 2], [3, 4]], "numpy array"),
     (np.zeros((10, 10, 2), np.uint8), "shape"),
     (np.zeros((0, 10, 3), np.uint8), "empty"),
     (np.zeros((10, 10, 3), object), "uint8"),
@@ -256,3 +257,157 @@ def test_vision_backend_is_chosen_in_the_config():
         load_describer(VisionConfig(backend="magic"))
     with pytest.raises(ConfigError, match="needs a model"):
         load_describer(VisionConfig(backend="transformers"))
+
+
+# --- the state decision sees the view ---------------------------------------------------------------
+
+def test_a_question_about_the_view_is_a_query_only_when_something_is_on_camera():
+    from audio.asr import Transcript, TranscriptSegment
+    from duplex.decision import SegmentEvidence, StateToken
+    from duplex.state import RuleStateDecider
+
+    text = "What does the label say?"
+    transcript = Transcript(text, "en", (TranscriptSegment(0.0, 1.2, text, -0.2, 0.05, 1.0),), 1.2)
+
+    def evidence(visual_context: str, speaking: bool = False) -> SegmentEvidence:
+        return SegmentEvidence(np.zeros(19200, np.float32), transcript, np.full(37, 0.9, np.float32), speaking,
+                               visual_context=visual_context)
+
+    from duplex.state import asks_about_the_view, segment_features
+
+    seen = evidence('Text in view: "BANANA BREAD".')
+    assert asks_about_the_view(seen, segment_features(seen))
+    assert not asks_about_the_view(evidence(""), segment_features(evidence("")))
+    decision = RuleStateDecider().decide(seen)
+    assert decision.token is StateToken.QUERY and "camera" in decision.reason
+
+
+# --- a describer in a process of its own ------------------------------------------------------------
+
+class ShapeDescriber:
+    name = "shape"
+
+    def describe(self, frame: np.ndarray) -> str:
+        if frame.shape[0] == 13:
+            raise ValueError("thirteen rows")
+        return f"{frame.shape[1]}x{frame.shape[0]} mean {frame.mean():.0f}"
+
+
+def broken_factory():
+    raise ImportError("no OCR models here")
+
+
+def test_a_describer_runs_in_a_child_process_and_its_failures_come_back():
+    from assistant.vision.process import DescriberProcess
+
+    describer = DescriberProcess(ShapeDescriber)
+    try:
+        assert describer.name == "process:shape"
+        assert describer.describe(solid(42, 30, 40)) == "40x30 mean 42"  # the pixels crossed the pipe
+        with pytest.raises(RuntimeError, match="thirteen rows"):
+            describer.describe(solid(1, 13, 20))
+        describer.pause()  # as while the listener transcribes: the child is stopped, the frame waits
+        result: dict[str, str] = {}
+        waiting = threading.Thread(target=lambda: result.setdefault("text", describer.describe(solid(5, 10, 10))))
+        waiting.start()
+        waiting.join(0.8)
+        assert waiting.is_alive() and not result
+        describer.resume()
+        waiting.join(10)
+        assert result == {"text": "10x10 mean 5"}
+        describer._process.kill()
+        describer._process.wait(5)
+        assert describer.describe(solid(7, 10, 10)) == "10x10 mean 7" and describer.restarts == 1
+    finally:
+        describer.close()
+    with pytest.raises(RuntimeError, match="no OCR models here"):
+        DescriberProcess(broken_factory)
+
+
+async def test_a_query_waits_for_its_frame_only_when_no_view_of_it_is_described_yet():
+    gate = threading.Event()
+    vision, events, clock = make_input(CountingDescriber(gate), vision_idle_interval_s=0.0, vision_context_s=1.0)
+    vision.push(solid(30), None)  # captured at 0 s, held in the describer
+    waited = asyncio.get_running_loop().time()
+    await vision.settle(0.5, 0.8, timeout=0.2)  # its query has no described view yet: waits for it (times out)
+    assert asyncio.get_running_loop().time() - waited >= 0.15
+    gate.set()
+    await until(lambda: not vision._busy)
+    await clock.advance(0.5)
+    gate.clear()
+    vision.push(solid(200), None)  # captured at 0.5 s, held
+    waited = asyncio.get_running_loop().time()
+    await vision.settle(0.5, 0.8, timeout=2.0)  # the 0 s view is described already: no wait
+    await vision.settle(5.0, 6.0, timeout=2.0)  # the frame in analysis is not of this query: no wait
+    assert asyncio.get_running_loop().time() - waited < 0.1
+    gate.set()
+    await vision.close()
+
+
+async def test_frames_pushed_from_a_capture_thread_reach_the_session():
+    log = EventLog()
+    session = DuplexSession(WorkerModels(PitchRecognizer(), ScriptedLLM(), BeepSynthesizer()), KeywordDecider(),
+                            EnergyVad, DuplexOptions(output_sample_rate=16000, vision_idle_interval_s=0.0),
+                            event_log=log, vision=CountingDescriber())
+
+    def camera() -> None:  # as an OpenCV capture loop would
+        for level in (40, 140, 240):
+            session.push_image(solid(level))
+            threading.Event().wait(0.05)
+
+    async with session:
+        thread = threading.Thread(target=camera)
+        thread.start()
+        await asyncio.to_thread(thread.join)
+        await until(lambda: len(log.of_kind("VisionDescribed")) >= 2)
+    assert len(log.of_kind("VisionFrame")) == 3 and not log.of_kind("ErrorEvent")
+
+
+async def test_encoded_images_are_decoded_off_the_loop_and_corrupt_ones_are_logged(caplog):
+    import io
+
+    from PIL import Image
+
+    def encoded(level: int, kind: str) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(solid(level, 60, 80)).save(buffer, format=kind)
+        return buffer.getvalue()
+
+    jpeg = encoded(90, "JPEG")
+    noise = np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="JPEG")
+    truncated = buffer.getvalue()[: len(buffer.getvalue()) // 2]  # a complete header, half the pixels
+    describer = CountingDescriber()
+    vision, events, clock = make_input(describer, vision_idle_interval_s=0.0)
+    with caplog.at_level(logging.WARNING, logger="duplex.vision"):
+        for data in (encoded(200, "PNG"), b"\x00garbage" * 10, truncated, jpeg):
+            vision.push(data, None)
+            await until(lambda: not vision._busy)
+            await clock.advance(0.1)
+    await vision.close()
+    frames = of_kind(events, "VisionFrame")
+    assert [(f.width, f.height) for f in frames] == [(80, 60), (300, 200), (80, 60)]  # garbage: refused by its header
+    assert describer.shapes == [(60, 80, 3), (60, 80, 3)]
+    texts = [d.text for d in of_kind(events, "VisionDescribed")]
+    assert texts[0] == "a frame of mean level 200" and abs(int(texts[1].split()[-1]) - 90) <= 2
+    messages = " ".join(e.message for e in of_kind(events, "ErrorEvent"))
+    assert "not a readable image" in messages and "corrupt image" in messages
+    assert "corrupt image" in caplog.text
+
+
+async def test_analysis_waits_while_the_listener_transcribes_then_takes_the_latest_frame():
+    listening = {"now": True}
+    describer = CountingDescriber()
+    vision, events, clock = make_input(describer, audio_busy=lambda: listening["now"], vision_idle_interval_s=0.0)
+    vision.push(solid(10), None)
+    for level in (20, 30):
+        await clock.advance(0.1)
+        vision.push(solid(level), None)
+    await clock.advance(0.5)
+    assert describer.calls == 0  # the ASR has the CPU
+    listening["now"] = False
+    await clock.advance(0.1)
+    await until(lambda: len(of_kind(events, "VisionDescribed")) == 1)
+    assert of_kind(events, "VisionDescribed")[0].text == "a frame of mean level 30" and describer.calls == 1
+    await vision.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -184,8 +185,12 @@ async def test_camera_frames_reach_the_session(server, tmp_path):
             if not server.calls:
                 break
             await asyncio.sleep(0.1)
-    print(f"camera: {received} frames received, {forwarded} handed to the session")
-    assert received > 20
-    if hasattr(call.session, "push_image"):
-        assert forwarded > 5
     assert not server.calls, "hanging up did not end the call on the server"
+    records = [json.loads(line) for line in (tmp_path / "logs" / f"call-{call.id}.jsonl").read_text().splitlines()]
+    accepted = [r for r in records if r["kind"] == "VisionFrame"]
+    described = [r for r in records if r["kind"] == "VisionDescribed"]
+    print(f"camera: {received} frames received, {forwarded} handed to the session, {len(accepted)} taken by its "
+          f"vision input, {len(described)} described")
+    assert received > 20 and forwarded > 5
+    assert len(accepted) >= 2 and accepted[0]["width"] == 640 and accepted[0]["height"] == 480
+    assert described, "no frame was analysed"

@@ -32,7 +32,7 @@ class FakeModels:
         self.answer_words = answer_words
         self.sessions: list[DuplexSession] = []
 
-    def new_session(self, event_log_path=None, output_sample_rate=48000, clock=None) -> DuplexSession:
+    def new_session(self, event_log_path=None, output_sample_rate=48000, clock=None, keep_event_records=True):
         models = WorkerModels(PitchRecognizer(), ScriptedLLM(extra_words=self.answer_words, delay_s=0.01),
                               BeepSynthesizer())
         session = DuplexSession(models, KeywordDecider(), EnergyVad, DuplexOptions(output_sample_rate=output_sample_rate),
@@ -173,6 +173,47 @@ async def test_a_client_vanishing_mid_answer_is_torn_down_and_others_go_on(make_
     leftover = [t for t in asyncio.all_tasks() if "call-" in t.get_name() or "session" in t.get_name()]
     assert not leftover, leftover
     assert len(asyncio.all_tasks()) <= tasks_before + 2
+
+
+async def test_a_client_whose_media_stops_without_closing_is_torn_down(make_server):
+    """A browser killed outright sends no goodbye: the missing microphone packets end the call."""
+    server = await make_server(media_timeout_s=1.5)
+    microphone = SignalMicrophone()
+    client = ClientCall(microphone)
+    await client.offer(base(server), server.token)
+    await asyncio.sleep(0.5)
+    assert len(server.calls) == 1
+
+    async def silent_forever():
+        await asyncio.Event().wait()
+
+    microphone.recv = silent_forever  # the peer connection stays open, but no audio packet leaves any more
+    await wait_until(lambda: not server.calls, 10)
+    assert "microphone ended" in server.ended_calls[-1].close_reason
+    await client.close()
+
+
+async def test_many_calls_one_after_another_leak_no_tasks_or_memory(make_server):
+    import gc
+
+    import psutil
+
+    server = await make_server()
+    process = psutil.Process()
+    baseline_tasks, rss = len(asyncio.all_tasks()), []
+    for k in range(8):
+        client = ClientCall(SignalMicrophone())
+        await client.offer(base(server), server.token)
+        client.send({"type": "text", "text": "Tell me a joke please."})
+        await client.wait_for(lambda m: m.get("kind") == "PlaybackStarted", 10)
+        await client.close()
+        await wait_until(lambda: not server.calls, 10)
+        gc.collect()
+        rss.append(process.memory_info().rss / 2**20)
+    await asyncio.sleep(0.3)
+    print("RSS after each call (MiB):", [round(r) for r in rss])
+    assert len(asyncio.all_tasks()) <= baseline_tasks + 2
+    assert rss[-1] - rss[2] < 40, rss  # a leaked session (queues, threads, audio) would add up call by call
 
 
 async def test_ice_candidates_stay_on_the_bound_address(make_server):

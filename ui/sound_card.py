@@ -4,7 +4,7 @@
 ALSA's pulse plugin silently drops output blocks), both in 10 ms blocks. The output callback asks
 ``play(n)`` for the next samples and keeps the exact block it handed to the device as the echo canceller's
 reference; the input callback runs the canceller on the microphone block with the reference played since
-the previous callback, and hands both the raw and the cleaned block to ``on_mic``. Both callbacks run in
+the previous callback (AEC3 finds the delay between them itself), and hands both the raw and the cleaned block to ``on_mic``. Both callbacks run in
 PortAudio's threads: ``play`` and ``on_mic`` must be thread-safe and quick (never touch asyncio there
 except through ``loop.call_soon_threadsafe``).
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audio.aec import APM_SAMPLE_RATES, EchoCanceller, make_echo_canceller
+from audio.aec import APM_SAMPLE_RATES, EchoCanceller, PlayedTimeline, make_echo_canceller
 from audio.frames import StreamResampler, to_int16
 
 PREFERRED_RATE = 48000
@@ -146,7 +146,7 @@ class SoundCard:
 
     def __init__(self, devices: DeviceChoice, play: Callable[[int], np.ndarray],
                  on_mic: Callable[[np.ndarray, np.ndarray, int], None], headphones: bool = False,
-                 block_s: float = 0.01, latency: float | str = 0.2) -> None:
+                 block_s: float = 0.01, latency: float | str = "high", align_by_timestamps: bool = False) -> None:
         """``play(n)``: the next n int16 samples at the output rate; ``on_mic(raw, cleaned, rate)``: each
         microphone block before and after echo cancellation (int16 mono at ``rate``)."""
         self.devices = devices
@@ -158,8 +158,14 @@ class SoundCard:
         self.canceller: EchoCanceller = make_echo_canceller(headphones, self.rate)
         self._mic_resampler = StreamResampler(devices.input_rate, self.rate)
         self._reference_resampler = StreamResampler(devices.output_rate, self.rate)
-        # What was played and not yet given to the canceller; bounded in case the input stream stalls.
-        self._played: deque[np.ndarray] = deque(maxlen=int(2.0 / block_s))
+        # (when it sounds, block) from the speaker thread to the microphone thread, which owns the timeline;
+        # bounded in case the input stream stalls.
+        self._played: deque[tuple[float, np.ndarray]] = deque(maxlen=int(2.0 / block_s))
+        self.timeline = PlayedTimeline(devices.output_rate, devices.input_rate)
+        # By default the reference is the blocks in the order they were played. Placing them by PortAudio's
+        # timestamps (``PlayedTimeline``) was meant to survive underruns but measured worse through ALSA's
+        # pulse plugin (one forced 150 ms stall: 13-19 dB against 31-38 dB in order; docs/benchmarks.md).
+        self.align_by_timestamps = align_by_timestamps
         self._input = None
         self._output = None
         self.failure: str | None = None
@@ -253,7 +259,8 @@ class SoundCard:
             self.callback_errors += 1
             block = np.zeros(frames, dtype=np.int16)
         outdata[:, 0] = block
-        self._played.append(block.copy())  # the exact samples sent to the speakers: the echo reference
+        # The exact samples sent to the speakers, and when they will sound: the echo reference.
+        self._played.append((time_info.outputBufferDacTime, block.copy()))
 
     def _input_callback(self, indata, frames, time_info, status) -> None:
         self.last_input_at = time.monotonic()
@@ -263,7 +270,12 @@ class SoundCard:
         try:
             mic = to_int16(self._mic_resampler.process(indata[:, 0]))
             played = [self._played.popleft() for _ in range(len(self._played))]
-            reference = np.concatenate(played) if played else np.zeros(0, dtype=np.int16)
+            if self.align_by_timestamps:
+                for dac_time, block in played:
+                    self.timeline.played(block, dac_time)
+                reference = self.timeline.reference_for(frames, time_info.inputBufferAdcTime)
+            else:
+                reference = np.concatenate([b for _, b in played]) if played else np.zeros(0, dtype=np.int16)
             reference = to_int16(self._reference_resampler.process(reference)) if len(reference) else reference
             cleaned = self.canceller.process(mic, reference)
             self.on_mic(mic, cleaned, self.rate)

@@ -83,7 +83,7 @@ def speaker_activity(speaker: np.ndarray, rate: int = 16000) -> np.ndarray:
 
 def stop_time(active: np.ndarray, from_s: float, until_s: float) -> float | None:
     """First time >= ``from_s`` after which the voice stays silent for ``STOPPED_AFTER_S`` (None: it never did)."""
-    need = int(round(STOPPED_AFTER_S / BLOCK_S))
+    need = round(STOPPED_AFTER_S / BLOCK_S)
     first = int(np.floor(from_s / BLOCK_S))
     last = min(len(active), int(np.ceil(until_s / BLOCK_S)) + need)
     run = 0

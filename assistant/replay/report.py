@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from datetime import date
 from pathlib import Path
@@ -71,7 +72,7 @@ def report(results: list[ScenarioResult], json_path: Path | None = None, print_t
     ran = [r for r in results if r.status != "skipped"]
     summary = summarise([r.measures for r in ran])
     counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "known_failure", "skipped")}
-    payload = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, {platform.processor() or '?'}",
+    payload = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
                "python": platform.python_version(), **summary, "counts": counts,
                "clocks": sorted({r.clock for r in ran}), "wall_s": round(sum(r.wall_s for r in results), 1),
                "scenarios": [r.to_json() for r in results]}

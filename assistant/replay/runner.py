@@ -19,14 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from assistant.replay.metrics import (
-    PlacedItem, ScenarioMeasures, measure, speaker_activity, stop_time, voiced_span,
+    PlacedItem,
+    ScenarioMeasures,
+    measure,
+    speaker_activity,
+    stop_time,
+    voiced_span,
 )
 from assistant.replay.scenario import Scenario, ScenarioError, TimelineItem
 from audio.frames import AudioFrame
 from audio.wavfile import read_audio, write_wav
 from duplex.clock import ManualClock
 from duplex.pacing import VirtualPacer, WorkMeter, meter_session
-from duplex.timeline import MIC_RATE, Timeline, TimelineResult, run_timeline
+from duplex.timeline import MIC_RATE, Cue, Timeline, TimelineResult, run_timeline
 
 DEFAULT_NOISE_DBFS = -30.0
 SPEECH_ROLES = ("query", "interruption", "backchannel", "before_pause", "after_pause", "side_talk", "context")
@@ -70,7 +75,51 @@ class ScenarioResult:
 @dataclass
 class BuiltTimeline:
     timeline: Timeline
-    placed: list[PlacedItem]
+    entries: list[tuple[TimelineItem, np.ndarray | None, float | None, Cue | None]]  # item, audio, fixed start, cue
+    watch: AnswerWatch
+
+    def placed(self) -> list[PlacedItem]:
+        """Where each item landed (a cue's place is known once the run has placed it; one never placed is left out)."""
+        result = []
+        for item, clip, at, cue in self.entries:
+            start_s = at if cue is None else cue.started_at
+            if start_s is None:
+                continue
+            if clip is None:
+                onset = end = start_s
+            elif item.source in ("noise", "babble"):
+                onset, end = start_s, start_s + len(clip) / MIC_RATE
+            else:
+                voiced = voiced_span(clip)
+                onset, end = start_s + voiced[0], start_s + voiced[1]
+            result.append(PlacedItem(item.role, onset, end, item.text, item.line))
+        return result
+
+    def unplaced(self) -> list[TimelineItem]:
+        return [item for item, _, _, cue in self.entries if cue is not None and cue.started_at is None]
+
+
+class AnswerWatch:
+    """Tells cues when the assistant's answers began to be heard, from the session's event log."""
+
+    def __init__(self) -> None:
+        self.session = None
+        self._offset: float | None = None  # session clock time of the timeline's zero
+        self._scanned = 0
+        self.first_audio_s: list[float] = []  # timeline seconds at which each answer's audio began
+
+    def bind(self, session) -> None:
+        self.session, self._offset, self._scanned, self.first_audio_s = session, None, 0, []
+
+    def answer_started_after(self, since_s: float, now_s: float) -> float | None:
+        if self._offset is None:
+            self._offset = self.session.clock.now() - now_s  # cues are first asked at the timeline's start
+        records = self.session.event_log.records
+        for record in records[self._scanned:]:
+            if record["kind"] == "PlaybackStarted":
+                self.first_audio_s.append(record["time"] - self._offset)
+        self._scanned = len(records)
+        return next((t for t in self.first_audio_s if t > since_s), None)
 
 
 # --- building the timeline ---------------------------------------------------------------------------
@@ -136,7 +185,8 @@ def _image(item: TimelineItem) -> np.ndarray:
 
 
 def build_timeline(scenario: Scenario, sources: AudioSources) -> BuiltTimeline:
-    """Place every item: synthesise speech, cut and level noise, resolve 'after' times."""
+    """Place every item: synthesise speech, cut and level noise, resolve 'after' times. Items from the first
+    'after_answer' one on become cues, placed during the run relative to the assistant's answers."""
     clips: list[np.ndarray | None] = []
     for item in scenario.items:
         if item.source == "say":
@@ -163,36 +213,55 @@ def build_timeline(scenario: Scenario, sources: AudioSources) -> BuiltTimeline:
     speech_levels = [_rms(c) for c, i in zip(clips, scenario.items) if c is not None and i.role in SPEECH_ROLES]
     speech_level = float(np.mean(speech_levels)) if speech_levels else 0.1
     timeline = Timeline(0.0)
-    placed: list[PlacedItem] = []
+    watch = AnswerWatch()
+    entries: list[tuple[TimelineItem, np.ndarray | None, float | None, Cue | None]] = []
     previous_end = previous_at = 0.0
+    previous_cue: Cue | None = None
     for item, clip in zip(scenario.items, clips):
-        at = item.at if item.at is not None else previous_end + item.after
-        if at < previous_at:
-            raise ScenarioError(scenario.path, item.line,
-                                f"times out of order: this entry starts at {at:.2f} s, before the previous one ({previous_at:.2f} s)")
-        if item.source in ("noise", "babble"):
+        if clip is not None and item.source in ("noise", "babble"):
             level = _rms(clip) or 1e-6
             target = (10 ** (item.level_dbfs / 20) if item.level_dbfs is not None
                       else speech_level / 10 ** (item.snr_db / 20) if item.snr_db is not None
                       else 10 ** (DEFAULT_NOISE_DBFS / 20))
-            clip = clip * (target / level)
+            clip = (clip * (target / level)).astype(np.float32)
+        if item.after_answer is not None or previous_cue is not None:
+            cue = Cue(_cue_ready(item, watch, previous_cue, previous_at), samples=clip,
+                      text=item.text if item.source == "type" else "", label=item.role)
+            timeline.cues.append(cue)
+            entries.append((item, clip, None, cue))
+            previous_cue = cue
+            continue
+        at = item.at if item.at is not None else previous_end + item.after
+        if at < previous_at:
+            raise ScenarioError(scenario.path, item.line,
+                                f"times out of order: this entry starts at {at:.2f} s, "
+                                f"before the previous one ({previous_at:.2f} s)")
         if clip is not None:
             timeline.add_audio(at, AudioFrame(clip.astype(np.float32), MIC_RATE), item.role)
-            if item.source in ("noise", "babble"):
-                onset, end = at, at + len(clip) / MIC_RATE
-            else:
-                start, stop = voiced_span(clip)
-                onset, end = at + start, at + stop
             previous_end = at + len(clip) / MIC_RATE
         else:
             if item.source == "type":
                 timeline.add_text(at, item.text)
             else:
                 timeline.add_image(at, _image(item))
-            onset = end = previous_end = at
+            previous_end = at
         previous_at = at
-        placed.append(PlacedItem(item.role, onset, end, item.text, item.line))
-    return BuiltTimeline(timeline, placed)
+        entries.append((item, clip, at, None))
+    return BuiltTimeline(timeline, entries, watch)
+
+
+def _cue_ready(item: TimelineItem, watch: AnswerWatch, previous: Cue | None,
+               previous_at: float) -> Callable[[float], bool]:
+    def ready(now_s: float) -> bool:
+        if previous is not None and previous.started_at is None:
+            return False
+        if item.after_answer is None:  # 'after': counted from the end of the previous cue
+            return now_s >= previous.started_at + previous.duration + item.after
+        since = previous.started_at if previous is not None else previous_at
+        began = watch.answer_started_after(since, now_s)
+        return began is not None and now_s >= began + item.after_answer
+
+    return ready
 
 
 # --- judging ------------------------------------------------------------------------------------------
@@ -242,7 +311,8 @@ def check_expectations(scenario: Scenario, placed: list[PlacedItem], records: li
                 else:
                     ms = 1000 * (stopped - cuts[0].onset_s)
                     ok = ms <= expect.interrupt_within_ms
-                    detail = f"voice stopped {ms:.0f} ms after the interruption began (limit {expect.interrupt_within_ms:g} ms)"
+                    detail = (f"voice stopped {ms:.0f} ms after the interruption began "
+                              f"(limit {expect.interrupt_within_ms:g} ms)")
         results.append(ExpectationResult("interrupted", ok, detail))
     if expect.not_interrupted:
         results.append(ExpectationResult("not_interrupted", not interrupts, "; ".join(
@@ -253,9 +323,10 @@ def check_expectations(scenario: Scenario, placed: list[PlacedItem], records: li
         unresumed = [d for d in ducks if not any(r >= d for r in resumes)]
         completed = any(e["status"] == "completed" for e in ended)
         ok = not interrupts and not unresumed and completed
-        results.append(ExpectationResult("resumes", ok, f"{len(ducks)} pause(s), {len(resumes)} resume(s), "
-                                                        f"{'an answer completed' if completed else 'no answer completed'}"
-                                                        + (f", {len(interrupts)} interruption(s)" if interrupts else "")))
+        detail = (f"{len(ducks)} pause(s), {len(resumes)} resume(s), "
+                  f"{'an answer completed' if completed else 'no answer completed'}"
+                  + (f", {len(interrupts)} interruption(s)" if interrupts else ""))
+        results.append(ExpectationResult("resumes", ok, detail))
     if expect.history_contains:
         missing = [w for w in expect.history_contains if w not in _words_in(expect.history_contains, history_text)]
         results.append(ExpectationResult("history_contains", not missing,
@@ -267,7 +338,8 @@ def check_expectations(scenario: Scenario, placed: list[PlacedItem], records: li
         answer = ended[-1]["answer"] if ended else ""
         found = _words_in(expect.answer_mentions, answer)
         results.append(ExpectationResult("answer_mentions", bool(found),
-                                         f"last answer: {answer[:120]!r}" + ("" if found else f" (none of {list(expect.answer_mentions)})")))
+                                         f"last answer: {answer[:120]!r}"
+                                         + ("" if found else f" (none of {list(expect.answer_mentions)})")))
     if expect.turns is not None:
         results.append(ExpectationResult("turns", len(turns) == expect.turns,
                                          f"{len(turns)} turn(s) (wanted {expect.turns})"))
@@ -345,16 +417,19 @@ class ReplayRunner:
         records = session.event_log.records if session.event_log is not None else []
         history_text = " ".join(turn.text for turn in session.history).lower()
         duration = len(result.speaker) / MIC_RATE
-        measures = measure(built.placed, records, result.start_time, result.speaker, duration,
+        placed = built.placed()
+        measures = measure(placed, records, result.start_time, result.speaker, duration,
                            echo=scenario.echo_gain > 0)
-        expectations = check_expectations(scenario, built.placed, records, result.start_time, result.speaker,
+        expectations = check_expectations(scenario, placed, records, result.start_time, result.speaker,
                                           history_text, result.images_pushed)
+        expectations += [ExpectationResult("timeline", False, f"the entry on line {item.line} never played: the "
+                                           "answer it waits for did not come") for item in built.unplaced()]
         failed = [e for e in expectations if not e.passed]
         status = "passed" if not failed else ("known_failure" if scenario.known_failure else "failed")
         note = "marked known_failure but passed this time" if scenario.known_failure and not failed else ""
         outcome = ScenarioResult(scenario, status, clock_mode, expectations, measures, out_dir=out_dir,
                                  wall_s=wall_s, timeline_s=duration, model_busy_s=meter.busy_wall_s, note=note)
-        self._write(outcome, built, result, records, [(t.role, t.text, t.interrupted) for t in session.history])
+        self._write(outcome, placed, result, records, [(t.role, t.text, t.interrupted) for t in session.history])
         return outcome
 
     async def _play(self, scenario: Scenario, built: BuiltTimeline, clock_mode: str, out_dir: Path):
@@ -369,6 +444,7 @@ class ReplayRunner:
             session = self.models.new_session(clock=clock, event_log_path=out_dir / "events.jsonl")
         finally:
             self.models.config = config
+        built.watch.bind(session)
         meter = WorkMeter()  # counts model calls in both modes: the run ends only once they are done
         meter_session(session, meter)
         pacer = VirtualPacer(clock, meter) if virtual else None
@@ -391,18 +467,18 @@ class ReplayRunner:
 
         return tqdm(total=int(np.ceil(seconds / 0.02)), desc=f"  {scenario.name}", unit="block", leave=False)
 
-    def _write(self, outcome: ScenarioResult, built: BuiltTimeline, result: TimelineResult, records: list[dict],
+    def _write(self, outcome: ScenarioResult, placed: list[PlacedItem], result: TimelineResult, records: list[dict],
                history: list[tuple]) -> None:
         from assistant.replay.plot import plot_timeline
 
         out = outcome.out_dir
         stereo = np.stack([result.mic, result.speaker], axis=1).clip(-1, 1).astype(np.float32)
         write_wav(out / "audio.wav", AudioFrame(stereo, MIC_RATE))
-        plot_timeline(out / "timeline.png", outcome.scenario.name, built.placed, records, result.start_time,
+        plot_timeline(out / "timeline.png", outcome.scenario.name, placed, records, result.start_time,
                       result.mic, result.speaker)
         payload = outcome.to_json()
         payload["history"] = [{"role": r, "text": t, "interrupted": i} for r, t, i in history]
-        payload["placed"] = [vars(p) for p in built.placed]
+        payload["placed"] = [vars(p) for p in placed]
         (out / "metrics.json").write_text(json.dumps(payload, indent=2, default=str))
 
 

@@ -218,8 +218,9 @@ def _item(path: Path, node: Any, data_dir: Path | None, needs_data: bool, index:
     role = reader.get("role", str, DEFAULT_ROLE[source])
     if role not in ROLES:
         raise reader.fail("role", f"unknown role {role!r} (expected one of: {', '.join(ROLES)})")
-    fields: dict[str, Any] = dict(line=node.line, source=source, role=role, at=at, after=after, after_answer=after_answer,
-                                  label=reader.get("label", str, ""), gain_db=reader.number("gain_db", 0.0) or 0.0)
+    fields: dict[str, Any] = {"line": node.line, "source": source, "role": role, "at": at, "after": after,
+                              "after_answer": after_answer, "label": reader.get("label", str, ""),
+                              "gain_db": reader.number("gain_db", 0.0) or 0.0}
     if source in ("say", "type"):
         fields["text"] = reader.get(source, str, required=True).strip()
         if not fields["text"]:
@@ -301,7 +302,7 @@ def load_scenario(path: str | Path, data_dir: Path | None = None) -> Scenario:
     except OSError as error:
         raise ScenarioError(path, None, f"cannot read the scenario file: {error.strerror or error}") from None
     try:
-        root = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
+        root = yaml.load(text, Loader=_LineLoader)
     except _Duplicate as error:
         raise ScenarioError(path, error.line, str(error)) from None
     except yaml.YAMLError as error:
@@ -378,7 +379,8 @@ def load_scenarios(paths: list[str | Path], data_dir: Path | None = None) -> lis
     seen: dict[str, Path] = {}
     for scenario in scenarios:
         if scenario.name in seen:
-            raise ScenarioError(scenario.path, 1, f"scenario name {scenario.name!r} is also used by {seen[scenario.name]}")
+            raise ScenarioError(scenario.path, 1,
+                                f"scenario name {scenario.name!r} is also used by {seen[scenario.name]}")
         seen[scenario.name] = scenario.path
     return scenarios
 

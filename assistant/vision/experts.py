@@ -84,6 +84,7 @@ class ExpertDescriber:
             try:
                 import cv2
 
+                cv2.setNumThreads(1)  # run in the (low-priority) calling thread, not in a pool of its own
                 path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
                 cascade = cv2.CascadeClassifier(path)
                 if cascade.empty():

@@ -27,7 +27,6 @@ from ui.webrtc.options import ServerOptions
 from ui.webrtc.tracks import AssistantVoiceTrack
 
 log = logging.getLogger(__name__)
-MEDIA_TIMEOUT_S = 15.0  # no microphone packet for this long once connected: the browser is gone
 
 
 class Call:
@@ -76,7 +75,7 @@ class Call:
     async def _pump_microphone(self, track: MediaStreamTrack) -> None:
         while True:
             try:
-                frame = await asyncio.wait_for(track.recv(), MEDIA_TIMEOUT_S)
+                frame = await asyncio.wait_for(track.recv(), self.options.media_timeout_s)
             except (MediaStreamError, asyncio.TimeoutError) as error:
                 self._spawn(self.close(f"microphone ended ({type(error).__name__})"), "close")
                 return

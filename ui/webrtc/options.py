@@ -17,6 +17,7 @@ class ServerOptions:
     ice_servers: list[str] = field(default_factory=list)  # e.g. ["stun:stun.example.org:3478"]; none by default
     camera_interval_s: float = 0.1  # hand at most this many camera frames a second (1/x) to the session
     disconnect_grace_s: float = 5.0  # a call whose peer stays "disconnected" this long is torn down
+    media_timeout_s: float = 10.0  # no microphone packet for this long (browsers send even when muted): gone
     output_sample_rate: int = 48000  # what the voice track sends (Opus runs at 48 kHz)
     event_log_dir: str = ""  # write one JSONL event log per call here ("" = keep in memory only)
     certfile: str = ""  # TLS: browsers allow the microphone on hosts other than localhost only over https

@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import secrets
+from collections import deque
 from pathlib import Path
 
 from aiohttp import web
@@ -43,7 +44,7 @@ class ChatServer:
         self.options = options or ServerOptions()
         self.token = self.options.token or secrets.token_urlsafe(18)
         self.calls: dict[str, Call] = {}
-        self.ended_calls: list[Call] = []  # kept briefly for tests and logs (bounded)
+        self.ended_calls: deque[Call] = deque(maxlen=8)  # the last few, for tests and diagnostics
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -124,15 +125,15 @@ class ChatServer:
         log_path = None
         if self.options.event_log_dir:
             log_path = Path(self.options.event_log_dir) / f"call-{call_id}.jsonl"
-        session = self.models.new_session(event_log_path=log_path,
-                                          output_sample_rate=self.options.output_sample_rate)
+        session = self.models.new_session(event_log_path=log_path, output_sample_rate=self.options.output_sample_rate,
+                                          keep_event_records=False)
         call = Call(call_id, session, self.options, self._forget)
         self.calls[call_id] = call  # counted against the limit before any await
         return call
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.id, None)
-        self.ended_calls = [*self.ended_calls[-19:], call]
+        self.ended_calls.append(call)
 
     async def close_all(self, reason: str) -> None:
         await asyncio.gather(*(call.close(reason) for call in list(self.calls.values())), return_exceptions=True)

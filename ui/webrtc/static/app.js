@@ -155,7 +155,7 @@ function onMessage(message) {
       break;
     }
     case "PlaybackStarted": if (message.latency_ms !== undefined) $("latency-turn").textContent = message.latency_ms + " ms"; break;
-    case "Duck": case "Interrupt": if (message.after_onset_ms !== undefined) $("latency-stop").textContent = message.after_onset_ms + " ms"; break;
+    case "Duck": if (message.after_onset_ms !== undefined) $("latency-stop").textContent = message.after_onset_ms + " ms"; break;
     case "ErrorEvent": addLine("system", "assistant error: " + message.message); break;
   }
 }
