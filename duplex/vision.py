@@ -30,6 +30,7 @@ from duplex.options import DuplexOptions
 log = logging.getLogger("duplex.vision")
 
 THUMBNAIL_SIDE = 32  # change detection compares frames at this size
+MAX_CAPTURE_DELAY_S = 5.0  # a frame "captured" longer ago than this was stamped on another clock
 
 
 class FrameDescriber(Protocol):
@@ -177,9 +178,6 @@ class RecentFrames:
     def latest(self) -> SeenFrame | None:
         return self._frames[-1] if self._frames else None
 
-    def between(self, start: float, end: float) -> list[SeenFrame]:
-        return [f for f in self._frames if start <= f.time <= end]
-
     def __len__(self) -> int:
         return len(self._frames)
 
@@ -217,6 +215,7 @@ class VisionInput:
         self.rejected = 0  # bad input
         self._last_rejection: tuple[str, float] = ("", 0.0)
         self._describer_paused = False
+        self._timestamp_warned = False
         self.closed = False
 
     # --- input (event loop) ----------------------------------------------------------------------
@@ -243,6 +242,12 @@ class VisionInput:
         self._last_taken_at = now
         self._frame_counter += 1
         captured = now if timestamp is None else min(float(timestamp), now)
+        if now - captured > MAX_CAPTURE_DELAY_S:  # another time base (media time, epoch): arrival time it is
+            if not self._timestamp_warned:
+                self._timestamp_warned = True
+                log.warning("camera timestamps (%.1f) are not on the session clock (%.1f); using arrival times",
+                            captured, now)
+            captured = now
         self.publish(VisionFrame(time=now, frame_id=self._frame_counter, width=width, height=height))
         if self._busy:
             if self._waiting is not None:

@@ -411,3 +411,17 @@ async def test_analysis_waits_while_the_listener_transcribes_then_takes_the_late
     await until(lambda: len(of_kind(events, "VisionDescribed")) == 1)
     assert of_kind(events, "VisionDescribed")[0].text == "a frame of mean level 30" and describer.calls == 1
     await vision.close()
+
+
+async def test_timestamps_on_another_clock_fall_back_to_arrival_time(caplog):
+    vision, events, clock = make_input(CountingDescriber(), vision_idle_interval_s=0.0)
+    await clock.advance(100.0)
+    with caplog.at_level(logging.WARNING, logger="duplex.vision"):
+        vision.push(solid(10), 99.5)  # on the session clock: kept
+        await until(lambda: not vision._busy)
+        await clock.advance(1.0)
+        vision.push(solid(200), 3.0)  # a media time from the start of the stream
+        await until(lambda: not vision._busy)
+    assert [f.time for f in vision.frames] == [99.5, 101.0]
+    assert "not on the session clock" in caplog.text
+    await vision.close()

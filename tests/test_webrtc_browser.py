@@ -191,6 +191,6 @@ async def test_camera_frames_reach_the_session(server, tmp_path):
     described = [r for r in records if r["kind"] == "VisionDescribed"]
     print(f"camera: {received} frames received, {forwarded} handed to the session, {len(accepted)} taken by its "
           f"vision input, {len(described)} described")
-    assert received > 20 and forwarded > 5
+    assert received >= 8 and forwarded >= 5  # the page asks for ~5 frames a second
     assert len(accepted) >= 2 and accepted[0]["width"] == 640 and accepted[0]["height"] == 480
     assert described, "no frame was analysed"

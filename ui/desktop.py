@@ -13,6 +13,7 @@ closes both streams and the session before exiting.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -41,6 +42,7 @@ class DesktopReport:
     overflows: int = 0
     underflows: int = 0
     longest_output_gap_s: float = 0.0
+    abandoned_streams: bool = False  # a stream that would not close: its driver thread may still be running
     lines: list[str] = field(default_factory=list)
 
 
@@ -194,6 +196,7 @@ class DesktopApp:
         loop = asyncio.get_running_loop()
         closed = await loop.run_in_executor(None, card.close, self.options.close_timeout_s)
         if not closed:
+            self.report.abandoned_streams = True
             self.say(f"warning: the sound card did not close within {self.options.close_timeout_s:.0f} s; "
                      "abandoned it")
 
@@ -229,10 +232,16 @@ def run_desktop(models, options: DesktopOptions) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
         app = DesktopApp(models, options)
-        report = await app.run(stop)
-        return report.exit_code
+        return await app.run(stop)
 
-    return asyncio.run(main())
+    report = asyncio.run(main())
+    if report.abandoned_streams:
+        # A driver thread that would not stop (PortAudio on a vanished PulseAudio server can spin) would also
+        # hang sounddevice's exit handler: leave now, the streams and the session are already closed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(report.exit_code)
+    return report.exit_code
 
 
 def command_desktop(args, build_config) -> int:

@@ -35,7 +35,8 @@ async function start() {
   try {
     call.stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: voiceProcessing, noiseSuppression: voiceProcessing, autoGainControl: voiceProcessing },
-      video: params.get("video") === "0" ? false : { width: 640, height: 480 },
+      // The assistant looks at a frame or two a second: a low frame rate spares both machines the video codec.
+      video: params.get("video") === "0" ? false : { width: 640, height: 480, frameRate: { ideal: 5, max: 10 } },
     });
   } catch (error) {
     fail("microphone/camera not available: " + error.message);
