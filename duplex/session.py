@@ -54,6 +54,9 @@ class _Segment:
     echo_shares: list[float] = field(default_factory=list)  # of the voiced frames heard while output played
     visual_context: str = ""  # what the camera showed around this segment, as the decision saw it
     pause_at: float | None = None  # set while the user is silent after speaking
+    # (audio frames, VAD frames) heard when the pause was detected: the decision sees exactly these, so a
+    # busy machine (a slower ASR, more trailing silence piling up meanwhile) does not change its evidence.
+    heard_at_pause: tuple[int, int] | None = None
     closed: bool = False
     interim_running: bool = False
     interim_at: float = 0.0
@@ -64,8 +67,9 @@ class _Segment:
     verdict: str = "open"  # open -> pending (being judged) -> query / ignored / noise
     absorbed: bool = False  # the user went on speaking: the next segment carries these words
 
-    def samples(self) -> np.ndarray:
-        return np.concatenate(self.audio).astype(np.float32) / 32768.0 if self.audio else np.zeros(0, np.float32)
+    def samples(self, frames: int | None = None) -> np.ndarray:
+        audio = self.audio[:frames] if frames is not None else self.audio
+        return np.concatenate(audio).astype(np.float32) / 32768.0 if audio else np.zeros(0, np.float32)
 
 
 @dataclass
@@ -254,6 +258,7 @@ class DuplexSession:
             segment.speculative = (event.time, self._spawn(self._transcribe(segment)))
         elif event is not None and event.kind == "speech_end" and segment is not None and not segment.closed:
             segment.pause_at = event.time
+            segment.heard_at_pause = (len(segment.audio), len(segment.probabilities))
             self._spawn(self._on_pause(segment, event.time))
         segment = self._segment
         if segment is None or segment.closed:
@@ -261,6 +266,7 @@ class DuplexSession:
         length = self._stream_time - segment.onset
         if length >= self.options.max_segment_s:
             segment.pause_at = self._stream_time
+            segment.heard_at_pause = (len(segment.audio), len(segment.probabilities))
             self._spawn(self._finalize(segment, None))
         elif (segment.overlapped_assistant and not (segment.released or segment.early_interrupt)
               and not segment.interim_running and segment.pause_at is None
@@ -273,6 +279,7 @@ class DuplexSession:
         segment = self._segment
         if segment is not None and not segment.closed and segment.pause_at is not None:
             segment.pause_at = None  # the user went on after a pause: same turn, keep listening
+            segment.heard_at_pause = None
             return
         self._segment_counter += 1
         assistant_busy = self.output.speaking or any(w.answering for w in self.workers)
@@ -373,6 +380,10 @@ class DuplexSession:
             decision = await self._decide(segment, transcript)
         query = decision is not None and decision.token is StateToken.QUERY
         noise = transcript is None or transcript.looks_like_noise
+        if not query and segment.early_interrupt and not noise:
+            # Its first part already stopped the answer as a confident query: answer the whole segment
+            # rather than leave the user with neither the old answer nor a new one.
+            query = True
         segment.verdict = "query" if query else ("noise" if noise else "ignored")
         if segment.absorbed:
             return  # the user went on speaking; the segment that carries these words decides
@@ -386,9 +397,10 @@ class DuplexSession:
         if not interim:  # a frame shown while asking may still be being analysed
             await self.vision.settle(segment.onset, end, self.options.vision_wait_s)
         segment.visual_context = self.vision.context(segment.onset, end)
+        audio_frames, vad_frames = segment.heard_at_pause or (None, None)
         evidence = SegmentEvidence(
-            audio_16k=segment.samples(), transcript=transcript,
-            speech_probabilities=np.asarray(segment.probabilities, dtype=np.float32),
+            audio_16k=segment.samples(audio_frames), transcript=transcript,
+            speech_probabilities=np.asarray(segment.probabilities[:vad_frames], dtype=np.float32),
             assistant_speaking=segment.overlapped_assistant, assistant_text=self.output.current_text()
             or (self._turn.worker.answer_text if self._turn else ""),
             conversation_tail=self.conversation.tail(), visual_context=segment.visual_context,
