@@ -375,7 +375,8 @@ class LearnedStateDecider:
     def __init__(self, embedder: TextEmbedder | None = None, model_path: str | Path | None = None,
                  threshold: float | None = None, speaking_threshold: float | None = None,
                  min_speech_fraction: float = 0.2, echo_threshold: float = 0.6,
-                 replies_after_question: bool = True) -> None:
+                 replies_after_question: bool = True, echo_like_share: float = 0.4,
+                 echo_like_threshold: float = 0.9) -> None:
         path = Path(model_path) if model_path else DEFAULT_MODEL_PATH
         with open(path) as handle:
             data = json.load(handle)
@@ -401,6 +402,10 @@ class LearnedStateDecider:
         self.min_speech_fraction = min_speech_fraction
         self.echo_threshold = echo_threshold
         self.replies_after_question = replies_after_question
+        # Over open speakers, a fragment of the assistant's own voice can come back misheard as new words
+        # ("100 foot."): when much of a segment's sound matched what was playing, ask for more certainty.
+        self.echo_like_share = echo_like_share
+        self.echo_like_threshold = echo_like_threshold
         self.last_cost_ms = 0.0
 
     def query_probability(self, evidence: SegmentEvidence, features: SegmentFeatures | None = None) -> float:
@@ -424,6 +429,9 @@ class LearnedStateDecider:
                 return StateDecision(rule.token, max(probability, 0.5), rule.reason)
             limit = self.speaking_threshold if evidence.assistant_speaking else self.threshold
             when = "while speaking" if evidence.assistant_speaking else "idle"
+            if evidence.assistant_speaking and evidence.echo_share >= self.echo_like_share:
+                limit = max(limit, self.echo_like_threshold)
+                when = f"while speaking, {evidence.echo_share:.0%} of it like the assistant's own voice"
             token = StateToken.QUERY if probability >= limit else StateToken.IGNORE
             verdict = "query" if token == StateToken.QUERY else "not a query"
             return StateDecision(token, probability, f"{verdict}: P={probability:.2f} vs {limit:.2f} {when} "
