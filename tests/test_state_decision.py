@@ -141,6 +141,22 @@ def test_learned_decider_on_hand_made_segments():
     assert rules.decide(evidence("Uh-huh.")).token == StateToken.IGNORE
 
 
+def test_segments_that_sound_like_the_assistant_need_more_certainty_to_interrupt():
+    from dataclasses import replace
+
+    lenient = LearnedStateDecider(speaking_threshold=0.0, echo_like_threshold=1.01)
+    strict = LearnedStateDecider(speaking_threshold=0.0)  # default bar for echo-like audio: 0.9
+    clean = evidence("One hundred feet.", speaking=True, assistant_text="The moon is far away.")
+    echo_like = replace(clean, echo_share=0.55)
+    probability = strict.decide(clean).query_probability
+    assert strict.decide(clean).token == StateToken.QUERY  # no echo: the (zero) speaking bar applies
+    assert lenient.decide(echo_like).token == StateToken.IGNORE  # a bar above 1 refuses everything echo-like
+    verdict = strict.decide(echo_like)
+    assert verdict.token == (StateToken.QUERY if probability >= 0.9 else StateToken.IGNORE)
+    assert "like the assistant's own voice" in verdict.reason
+    assert strict.decide(replace(clean, echo_share=0.2)).token == StateToken.QUERY  # under the share: usual bar
+
+
 def test_an_unknown_embedder_falls_back_to_features():
     class OtherEmbedder:
         name = "some-other-model"
