@@ -117,6 +117,11 @@ class MeteredDecider(_Metered):
         return self._meter.call(self._inner.decide, *args, **kwargs)
 
 
+class MeteredDescriber(_Metered):
+    def describe(self, *args, **kwargs):
+        return self._meter.call(self._inner.describe, *args, **kwargs)
+
+
 class CountingVad(_Metered):
     """Counts the samples scored, so the pacer knows when the VAD thread has caught up with the microphone."""
 
@@ -139,6 +144,9 @@ def meter_session(session, meter: WorkMeter) -> None:
                                                MeteredSynthesizer(models.synthesizer, meter))
         worker.models = wrapped[id(models)]
     session.decider = MeteredDecider(session.decider, meter)
+    vision = getattr(session, "vision", None)
+    if vision is not None and vision.describer is not None:  # the camera's analysis is model work too
+        vision.describer = MeteredDescriber(vision.describer, meter)
     session.vad = CountingVad(session.vad, meter)
 
 
