@@ -1,7 +1,7 @@
 """The conversation history shared by both workers, kept within a token budget.
 
-An interrupted answer keeps only the words the user heard, marked as cut off, so the next answer knows
-what the user did and did not hear (VITA keeps only the last turn and loses the cut-off answer).
+An interrupted answer keeps only the words the user heard, cut off with "…", and the user's next message
+says it interrupted, so the next answer knows what the user did and did not hear (VITA keeps only the last turn and loses the cut-off answer).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from duplex.llm import ChatMessage
 
-INTERRUPTED_MARK = " [interrupted by the user]"
+# Said on the user's side, not appended to the cut answer: small models copy an end-of-answer marker into
+# their own later answers ("The answer... [interrupted by the user]").
+INTERRUPTION_NOTE = "(I interrupted your last answer.) "
 
 
 @dataclass
@@ -28,7 +30,7 @@ class Turn:
         if self.visual_context and self.role == "user":
             text = f"{text}\n(The camera shows: {self.visual_context})"
         if self.interrupted:
-            text = (text + "…" if text else "") + INTERRUPTED_MARK
+            text = text + "…" if text else "…"
         return ChatMessage("assistant" if self.role == "assistant" else "user", text)
 
 
@@ -58,9 +60,14 @@ class Conversation:
         """System prompt plus the newest turns that fit the budget (oldest dropped first)."""
         system = self.system_prompt + (f"\n{extra_system}" if extra_system else "")
         budget = self.token_budget - self.count_tokens(system)
-        kept: list[ChatMessage] = []
-        for turn in reversed(self.turns):
+        rendered = []
+        for previous, turn in zip([None, *self.turns], self.turns):
             message = turn.as_message()
+            if turn.role == "user" and previous is not None and previous.role == "assistant" and previous.interrupted:
+                message = ChatMessage("user", INTERRUPTION_NOTE + message.content)
+            rendered.append(message)
+        kept: list[ChatMessage] = []
+        for message in reversed(rendered):
             cost = self.count_tokens(message.content) + 4
             if cost > budget and kept:
                 break

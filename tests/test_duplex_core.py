@@ -86,9 +86,10 @@ async def test_barge_in_stops_the_answer_keeps_what_was_heard_and_hands_off():
     history = session.history
     assert [t.role for t in history][:3] == ["user", "assistant", "user"]  # the second answer is still playing
     assert history[1].interrupted and history[1].text == first_end["spoken"]
-    # the second answer's prompt carried the cut-off answer, marked as interrupted
+    # the second answer's prompt carried the cut-off answer, and the question says it interrupted
     prompt = session.workers[1].models.language_model.requests[-1]
-    assert any("interrupted" in m.content for m in prompt if m.role == "assistant")
+    assert any(m.role == "assistant" and m.content.endswith("…") for m in prompt)
+    assert prompt[-1].role == "user" and prompt[-1].content.startswith("(I interrupted your last answer.)")
     # no assistant audio while the user was asking the second question (after the duck)
     q2_start, q2_end = timeline.spans("q2")[0][:2]
     assert result.speaker_active(q2_start + 0.15, q2_end) < 0.1
@@ -199,7 +200,11 @@ def test_history_stays_within_the_token_budget_and_marks_interruptions():
     messages = conversation.messages()
     assert messages[0].role == "system" and messages[1].role == "user"
     assert len(messages) < 21 and "question number 9" in messages[-2].content
-    assert messages[-1].content.endswith("[interrupted by the user]")
+    assert messages[-1].content.endswith("…")  # the cut answer, as heard
+    conversation.add_user("and now?", 10)
+    last = conversation.messages()[-1]
+    assert last.role == "user" and last.content == "(I interrupted your last answer.) and now?"
+    assert "interrupted" not in conversation.messages()[-2].content  # no marker for the model to copy
 
 
 def test_turn_completeness():
