@@ -111,6 +111,10 @@ def command_models(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def _cannot_serve(args: argparse.Namespace, error: OSError) -> ConfigError:
+    return ConfigError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}")
+
+
 def command_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -134,12 +138,12 @@ def command_serve(args: argparse.Namespace) -> int:
             try:
                 probe.bind((args.host, args.port))
             except OSError as error:
-                raise ConfigError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}") from None
+                raise _cannot_serve(args, error) from None
     models = AssistantModels(build_config(args), progress=not args.quiet)
     try:
         asyncio.run(serve_forever(models, options))
     except OSError as error:  # port taken, address not on this machine, unreadable certificate
-        raise ConfigError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}") from None
+        raise _cannot_serve(args, error) from None
     return 0
 
 

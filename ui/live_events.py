@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from duplex.events import (
-    AssistantAudio, Duck, Event, HandOff, Interrupt, Metric, PlaybackStarted, PlaybackStopped, SpeechStarted,
-    StateDecided, TurnEnded, TurnStarted, UserAudio,
+    Duck, Event, HandOff, Interrupt, PlaybackStarted, PlaybackStopped, SpeechStarted, StateDecided, TurnEnded,
+    TurnStarted,
 )
 
 QUIET_KINDS = {"UserAudio", "AssistantAudio", "Metric", "VisionFrame"}
@@ -28,7 +28,7 @@ class LiveEvents:
 
     def messages(self, event: Event) -> list[dict[str, Any]]:
         """The display messages ``event`` causes (often none)."""
-        if isinstance(event, (UserAudio, AssistantAudio, Metric)) or event.kind in QUIET_KINDS:
+        if event.kind in QUIET_KINDS:
             return []
         record = event.to_log()
         record["type"] = "event"
