@@ -7,6 +7,7 @@ Adding a backend means writing one class with a ``synthesize`` generator.
 
 from __future__ import annotations
 
+import copy
 import io
 import shutil
 import subprocess
@@ -53,6 +54,18 @@ class PiperSynthesizer:
         self.sample_rate = int(self.voice.config.sample_rate)
         self.name = f"piper:{model_path.stem}"
         self._options = SynthesisConfig(length_scale=1.0 / speed if speed > 0 else None)
+
+    def steady(self) -> "PiperSynthesizer":
+        """The same voice without Piper's random variation, so one text always gives the same samples.
+
+        Piper samples its pitch and durations from unseeded noise, so every call sounds a little different;
+        scripted replays want the same user audio on every run and machine.
+        """
+        from piper.config import SynthesisConfig
+
+        twin = copy.copy(self)
+        twin._options = SynthesisConfig(length_scale=self._options.length_scale, noise_scale=0.0, noise_w_scale=0.0)
+        return twin
 
     def synthesize(self, text: str) -> Iterator[AudioFrame]:
         if not text.strip():

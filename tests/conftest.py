@@ -49,6 +49,13 @@ def synthesizer(stack):
 
 
 @pytest.fixture(scope="session")
+def user_voice(stack):
+    """The voice that speaks the tests' scripted user lines: Piper without its random variation, so a line
+    sounds the same on every run and a test cannot pass or fail by the luck of one rendering."""
+    return stack.synthesizer.steady()
+
+
+@pytest.fixture(scope="session")
 def language_model(stack):
     return stack.language_model
 

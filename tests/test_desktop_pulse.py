@@ -47,13 +47,13 @@ def pulse():
 
 
 @pytest.fixture(scope="module")
-def speech_file(synthesizer, tmp_path_factory):
+def speech_file(user_voice, tmp_path_factory):
     folder = tmp_path_factory.mktemp("speech")
     cache = {}
 
     def make(text: str, lead_s: float = 0.3) -> tuple[str, float]:
         if text not in cache:
-            voice = AudioFrame.concatenate(list(synthesizer.synthesize(text))).convert(sample_rate=16000)
+            voice = AudioFrame.concatenate(list(user_voice.synthesize(text))).convert(sample_rate=16000)
             audio = AudioFrame.concatenate([AudioFrame.silence(lead_s, 16000), voice, AudioFrame.silence(0.2)])
             path = folder / f"{len(cache)}.wav"
             write_wav(path, audio)

@@ -34,12 +34,12 @@ def decider():
 
 
 @pytest.fixture(scope="module")
-def say(synthesizer):
+def say(user_voice):
     cache: dict[str, AudioFrame] = {}
 
     def speech(text: str) -> AudioFrame:
         if text not in cache:
-            cache[text] = AudioFrame.concatenate(list(synthesizer.synthesize(text))).convert(sample_rate=16000)
+            cache[text] = AudioFrame.concatenate(list(user_voice.synthesize(text))).convert(sample_rate=16000)
         return cache[text]
 
     return speech

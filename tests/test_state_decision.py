@@ -199,7 +199,7 @@ def silero():
 
 
 @pytest.fixture(scope="module")
-def real_segments(data_dir, recognizer, synthesizer, silero):
+def real_segments(data_dir, recognizer, user_voice, silero):
     """A clear query and a backchannel spoken by the bundled TTS, and a cut of real noise, through real ASR + VAD."""
     from assistant.recordings import load_manifest
     from audio.frames import AudioFrame
@@ -210,7 +210,7 @@ def real_segments(data_dir, recognizer, synthesizer, silero):
         return SegmentEvidence(audio, recognizer.transcribe(audio), frame_probabilities(silero, audio), False)
 
     def spoken(text: str) -> np.ndarray:
-        frame = AudioFrame.concatenate(list(synthesizer.synthesize(text)))
+        frame = AudioFrame.concatenate(list(user_voice.synthesize(text)))
         audio = frame.convert(sample_rate=16000, channels=1, dtype=np.float32).mono_float32()
         pad = np.zeros(3200, np.float32)
         return np.concatenate([pad, audio, pad])

@@ -182,7 +182,7 @@ async def test_the_assistant_reads_the_label_it_is_shown(stack, decider, camera_
                             SileroVad, DuplexOptions(output_sample_rate=24000),
                             system_prompt="You are a helpful voice assistant. Answer in one short sentence.",
                             generation=GenerationOptions(max_tokens=40), event_log=log, vision=camera_describer)
-    question = speech(stack.synthesizer, "What does the label say?")
+    question = speech(stack.synthesizer.steady(), "What does the label say?")
     timeline = Timeline(1.0).add_audio(1.0, question, "question")
     label = label_image()
     for k in range(12):  # the user holds the label up from 0.3 s, a 5 fps camera
@@ -209,7 +209,7 @@ async def test_the_camera_does_not_slow_the_audio_path(stack, decider, camera_de
     from benchmarks.vision_latency import compare, summary
 
     runs = await compare(WorkerModels(stack.recognizer, stack.language_model, stack.synthesizer), decider,
-                         lambda text: speech(stack.synthesizer, text), camera_describer,
+                         lambda text: speech(stack.synthesizer.steady(), text), camera_describer,
                          [label_image(), face_image(480)], rounds=3, fps=20.0, stress=True,
                          utterances=("Could you look at this for me?",), tail_s=1.5)  # onsets only
     figures = summary(runs)

@@ -35,9 +35,9 @@ def chat_models(config, stack):
 
 
 @pytest.fixture(scope="module")
-def say(synthesizer):
+def say(user_voice):
     def speech(text: str) -> np.ndarray:
-        return AudioFrame.concatenate(list(synthesizer.synthesize(text))).convert(sample_rate=16000).mono_float32()
+        return AudioFrame.concatenate(list(user_voice.synthesize(text))).convert(sample_rate=16000).mono_float32()
 
     return speech
 

@@ -154,7 +154,13 @@ class AudioSources:
 def _piper_voice(path: Path):
     from audio.tts import PiperSynthesizer
 
-    return PiperSynthesizer(path)
+    return PiperSynthesizer(path).steady()
+
+
+def _steady(synthesizer):
+    """The user's voice in a scenario is the same on every run (see PiperSynthesizer.steady)."""
+    steady = getattr(synthesizer, "steady", None)
+    return steady() if steady is not None else synthesizer
 
 
 def _rms(samples: np.ndarray) -> float:
@@ -330,7 +336,8 @@ def check_expectations(scenario: Scenario, placed: list[PlacedItem], records: li
     if expect.history_contains:
         missing = [w for w in expect.history_contains if w not in _words_in(expect.history_contains, history_text)]
         results.append(ExpectationResult("history_contains", not missing,
-                                         f"missing {missing}" if missing else "all words present"))
+                                         f"missing {missing} in {history_text[:300]!r}" if missing
+                                         else "all words present"))
     if expect.history_lacks:
         found = _words_in(expect.history_lacks, history_text)
         results.append(ExpectationResult("history_lacks", not found, f"found {found}" if found else "none present"))
@@ -383,7 +390,7 @@ class ReplayRunner:
     def __init__(self, models, options: ReplayOptions) -> None:
         self.models = models  # assistant.session.AssistantModels
         self.options = options
-        self.sources = AudioSources(models.stack.synthesizer)
+        self.sources = AudioSources(_steady(models.stack.synthesizer))
         self._warm = False
 
     def warm_up(self) -> None:
