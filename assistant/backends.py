@@ -38,7 +38,14 @@ def load_recognizer(config: ASRConfig) -> SpeechRecognizer:
         if not config.model:
             raise ConfigError("asr.backend openai-whisper needs asr.model: the path of a whisper .pt checkpoint")
         return OpenAIWhisperRecognizer(config.model, device=config.device, language=config.language or None)
-    raise ConfigError(f"unknown asr.backend {config.backend!r}; choose faster-whisper or openai-whisper")
+    if config.backend == "clip-whisper":
+        from audio.clip_whisper import ClipWhisperRecognizer
+
+        recognizer = ClipWhisperRecognizer(config.model or bundled.whisper_tiny_en(), device=config.device,
+                                           language=config.language or None)
+        recognizer.warm_up()
+        return recognizer
+    raise ConfigError(f"unknown asr.backend {config.backend!r}; choose faster-whisper, clip-whisper or openai-whisper")
 
 
 def load_language_model(config: LLMConfig) -> LanguageModel:

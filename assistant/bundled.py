@@ -57,7 +57,7 @@ def silero_vad() -> Path:
 
 
 BUNDLED = {
-    "asr: whisper tiny.en (faster-whisper)": whisper_tiny_en,
+    "asr: whisper tiny.en (CTranslate2 weights; clip-whisper or faster-whisper)": whisper_tiny_en,
     "llm: SmolLM2-135M-Instruct Q4_1 (GGUF)": smollm2_gguf,
     "tts: Piper en_US-joe-medium": lambda: piper_joe_voice()[0],
     "vad: Silero v6 (ONNX)": silero_vad,

@@ -23,7 +23,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--llm", metavar="BACKEND[:MODEL]",
                        help="llama-cpp:FILE.gguf | transformers:ID_OR_PATH | openai:BASE_URL#MODEL")
     group.add_argument("--asr", metavar="BACKEND[:MODEL]",
-                       help="faster-whisper[:CT2_FOLDER] | openai-whisper:CHECKPOINT.pt")
+                       help="faster-whisper[:CT2_FOLDER] | clip-whisper[:CT2_FOLDER] | openai-whisper:CHECKPOINT.pt")
     group.add_argument("--tts", metavar="BACKEND[:VOICE]", help="piper[:VOICE.onnx] | espeak[:VOICE]")
     group.add_argument("--device", help="cpu, cuda or auto for the ASR and LLM (default: auto)")
     group.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",

@@ -28,8 +28,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class ASRConfig:
-    backend: str = "faster-whisper"  # or "openai-whisper"
-    model: str = ""  # "" = bundled whisper tiny.en; faster-whisper: a CT2 folder; openai-whisper: a .pt file
+    backend: str = "clip-whisper"  # whisper, encoder cut to the clip; or "faster-whisper" (30 s window), "openai-whisper"
+    model: str = ""  # "" = bundled whisper tiny.en; faster-/clip-whisper: a CT2 folder; openai-whisper: a .pt file
     device: str = "auto"  # auto picks cuda when torch sees a GPU
     compute_type: str = "default"  # faster-whisper: int8, float16, ...
     language: str = "en"

@@ -41,6 +41,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from assistant.config import AssistantConfig  # noqa: E402
 from duplex.decision import SegmentEvidence, StateToken  # noqa: E402
 from duplex.state import (FEATURE_NAMES, LearnedStateDecider, RuleStateDecider, fit_logistic, hard_rule,  # noqa: E402
                           rules_only_query, segment_features)
@@ -413,8 +414,8 @@ def save_cache(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def extract(items: list[Item], data_dir: Path, cache_dir: Path, log) -> dict[str, Heard]:
-    cache_path = cache_dir / "heard.pkl"
+def extract(items: list[Item], data_dir: Path, cache_dir: Path, log, asr_backend: str) -> dict[str, Heard]:
+    cache_path = cache_dir / f"heard-{asr_backend}.pkl"
     heard: dict[str, Heard] = load_cache(cache_path)
     todo = {}
     for item in items:
@@ -422,10 +423,16 @@ def extract(items: list[Item], data_dir: Path, cache_dir: Path, log) -> dict[str
             todo[item.audio.key] = item.audio
     if todo:
         from assistant.bundled import whisper_tiny_en
-        from audio.asr import FasterWhisperRecognizer
         from audio.vad import SileroVad, frame_probabilities
 
-        recognizer = FasterWhisperRecognizer(whisper_tiny_en(), device="cpu", cpu_threads=1)
+        if asr_backend == "clip-whisper":
+            from audio.clip_whisper import ClipWhisperRecognizer
+
+            recognizer = ClipWhisperRecognizer(whisper_tiny_en(), device="cpu", threads=1)
+        else:
+            from audio.asr import FasterWhisperRecognizer
+
+            recognizer = FasterWhisperRecognizer(whisper_tiny_en(), device="cpu", cpu_threads=1)
         vad = SileroVad()
         maker = AudioMaker(data_dir)
         log(f"extracting {len(todo)} segments (ASR + VAD), {len(heard)} cached")
@@ -553,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", default=str(REPO_ROOT / "docs" / "state-decision.md"))
     parser.add_argument("--cache", default="/tmp/state-decision-cache")
     parser.add_argument("--no-embedding", action="store_true", help="skip the LLM embedding variant")
+    parser.add_argument("--asr", choices=("clip-whisper", "faster-whisper"), default=AssistantConfig().asr.backend,
+                        help="the listener's ASR backend (default: the assistant's; the head fits the ASR it saw)")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     log = lambda message: print(f"[{time.perf_counter() - began:6.0f} s] {message}", file=sys.stderr, flush=True)  # noqa: E731
@@ -563,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = Path(args.cache)
     items = build_items(data_dir)
     log(f"{len(items)} segments, {len({i.audio.key for i in items})} distinct audio")
-    heard = extract(items, data_dir, cache_dir, log)
+    heard = extract(items, data_dir, cache_dir, log, args.asr)
 
     evidences = [evidence_of(item, heard[item.audio.key]) for item in items]
     feats = [segment_features(e) for e in evidences]
@@ -643,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     distinct = {i.audio.key: heard[i.audio.key] for i in items}
     extract_minutes = sum(h.asr_ms + h.vad_ms for h in distinct.values()) / 60000
     report = render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds, rules, out,
-                           embedder_name, time.perf_counter() - began, oof_feat, head_feat, extract_minutes)
+                           embedder_name, time.perf_counter() - began, oof_feat, head_feat, extract_minutes, args.asr)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(report)
     log(f"wrote {args.report}")
@@ -673,7 +682,9 @@ def measure_costs(model_path: Path, evidences: list[SegmentEvidence], with_embed
 
 
 def render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds, rules, model_path, embedder_name,
-                  runtime_s, oof_feat, head_feat, extract_minutes) -> str:
+                  runtime_s, oof_feat, head_feat, extract_minutes, asr_backend) -> str:
+    asr_name = {"clip-whisper": "whisper tiny.en (clip-whisper: encoder window cut to the clip, greedy",
+                "faster-whisper": "whisper tiny.en (faster-whisper, greedy"}[asr_backend]
     names = list(results)
     lines = ["# State decision: query `<1>` vs ignore `<2>`", "",
              f"Measured 2026-11-22 on a 2-core x86-64 VM, no GPU (Python {platform.python_version()}), "
@@ -681,7 +692,7 @@ def render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds,
              "when present). "
              "Every number below was produced by that run.", "",
              "## Method", "",
-             "Each segment goes through the real listening pipeline: whisper tiny.en (faster-whisper, greedy, "
+             f"Each segment goes through the real listening pipeline: {asr_name}, "
              "1 thread) and Silero VAD v6, then `duplex.state`:",
              "1. hard rules (always win): no words, or whisper's noise rule (no-speech > 0.6 and logprob < -1) "
              "with < 20 % Silero speech frames, or Silero max < 0.3 -> IGNORE; while the assistant speaks, >= 60 % "
@@ -751,7 +762,7 @@ def render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds,
     for name, (med, p90, mx) in costs.items():
         lines.append(f"| {name} | {med:.2f} | {p90:.2f} | {mx:.2f} |")
     lines += ["", f"For scale, upstream per segment (median over the {len(items)} segments, mean length "
-              f"{np.mean(seconds):.1f} s): whisper tiny.en {np.median(asr_ms):.0f} ms (1 thread), "
+              f"{np.mean(seconds):.1f} s): {asr_backend} tiny.en {np.median(asr_ms):.0f} ms (1 thread), "
               f"Silero VAD {np.median(vad_ms):.1f} ms. ASR + VAD over the distinct clips took "
               f"{extract_minutes:.1f} min in all (cached afterwards, so re-runs only retrain). The embedding head adds one SmolLM2 forward pass over the "
               "transcript (the prompt prefix stays in the KV cache).", "",

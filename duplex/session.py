@@ -54,8 +54,9 @@ class _Segment:
     echo_shares: list[float] = field(default_factory=list)  # of the voiced frames heard while output played
     visual_context: str = ""  # what the camera showed around this segment, as the decision saw it
     pause_at: float | None = None  # set while the user is silent after speaking
-    # (audio frames, VAD frames) heard when the pause was detected: the decision sees exactly these, so a
-    # busy machine (a slower ASR, more trailing silence piling up meanwhile) does not change its evidence.
+    # (audio frames, VAD frames) heard when the pause began: the decision sees exactly these, so a busy
+    # machine (a slower ASR, more trailing silence piling up meanwhile) does not change its evidence.
+    heard_at_silence: tuple[int, int] | None = None
     heard_at_pause: tuple[int, int] | None = None
     closed: bool = False
     interim_running: bool = False
@@ -63,7 +64,8 @@ class _Segment:
     released: bool = False  # an interim decision judged it not a query: the assistant's voice went on
     early_interrupt: bool = False
     end: float | None = None
-    speculative: tuple[float, asyncio.Task] | None = None  # (pause start, its transcription begun early)
+    # (pause start, its transcription and, when the words read finished, its decision, begun at that start)
+    speculative: tuple[float, asyncio.Task] | None = None
     verdict: str = "open"  # open -> pending (being judged) -> query / ignored / noise
     absorbed: bool = False  # the user went on speaking: the next segment carries these words
 
@@ -253,12 +255,15 @@ class DuplexSession:
         if event is not None and event.kind == "speech_start":
             self._on_speech_start(event.time)
         elif event is not None and event.kind == "silence_start" and segment is not None and not segment.closed:
-            # Transcribe now, while waiting to see whether the pause lasts: the ASR is the slowest step
-            # before an answer, and most pauses that reach this point end the turn.
-            segment.speculative = (event.time, self._spawn(self._transcribe(segment)))
+            # Transcribe and decide now, while waiting to see whether the pause lasts: they are the slow
+            # steps before an answer, and most pauses that reach this point end the turn.
+            segment.heard_at_silence = (len(segment.audio), len(segment.probabilities))
+            segment.speculative = (event.time, self._spawn(self._speculate(segment, event.time)))
         elif event is not None and event.kind == "speech_end" and segment is not None and not segment.closed:
             segment.pause_at = event.time
-            segment.heard_at_pause = (len(segment.audio), len(segment.probabilities))
+            same_pause = segment.speculative is not None and segment.speculative[0] == event.time
+            segment.heard_at_pause = (segment.heard_at_silence if same_pause
+                                      else (len(segment.audio), len(segment.probabilities)))
             self._spawn(self._on_pause(segment, event.time))
         segment = self._segment
         if segment is None or segment.closed:
@@ -303,15 +308,14 @@ class DuplexSession:
         if pause_at - segment.onset < self.options.min_segment_s:
             await self._finalize(segment, None, reason="too short to be speech")
             return
+        early = None
         if segment.speculative is not None and segment.speculative[0] == pause_at:
-            transcript = await segment.speculative[1]  # begun at the start of this same pause
+            transcript, early = await segment.speculative[1]  # begun at the start of this same pause
         else:
             transcript = await self._transcribe(segment)
         if transcript is None or segment.closed or segment.pause_at != pause_at:
             return  # the listener failed, or the user went on speaking meanwhile
-        finished = (turn_looks_complete(transcript.text) or transcript.looks_like_noise
-                    or segment.overlapped_assistant)
-        if not finished:
+        if not self._reads_finished(segment, transcript):
             self.bus.publish(UserTranscript(time=self.clock.now(), segment_id=segment.id, text=transcript.text,
                                             final=False, no_speech_prob=transcript.no_speech_prob,
                                             avg_logprob=transcript.avg_logprob))
@@ -319,7 +323,23 @@ class DuplexSession:
             await self.clock.sleep(max(0.0, wait))
             if segment.closed or segment.pause_at != pause_at:
                 return
-        await self._finalize(segment, transcript)
+        await self._finalize(segment, transcript, early=early)
+
+    @staticmethod
+    def _reads_finished(segment: _Segment, transcript) -> bool:
+        """May the turn end at a short pause? (Else the long silence decides.)"""
+        return (turn_looks_complete(transcript.text) or transcript.looks_like_noise
+                or segment.overlapped_assistant)
+
+    async def _speculate(self, segment: _Segment, silence_at: float):
+        """At a pause's start: transcribe, and when the words read finished, decide (unpublished). Returns
+        (transcript, (decision, decide_ms) or None); ``_on_pause`` uses it only if this same pause lasts."""
+        transcript = await self._transcribe(segment)
+        if (transcript is None or segment.closed or segment.speculative is None
+                or segment.speculative[0] != silence_at or not self._reads_finished(segment, transcript)):
+            return transcript, None
+        judged = await self._judge(segment, transcript, segment.heard_at_silence, settle_vision=True)
+        return transcript, judged
 
     def _listening(self, delta: int) -> None:
         """Count the listener's ASR and decision jobs; the camera's describer pauses while there are any."""
@@ -355,7 +375,8 @@ class DuplexSession:
         finally:
             segment.interim_running = False
 
-    async def _finalize(self, segment: _Segment, transcript, reason: str = "") -> None:
+    async def _finalize(self, segment: _Segment, transcript, reason: str = "",
+                        early: tuple[StateDecision, float] | None = None) -> None:
         if segment.closed:
             return
         segment.closed = True
@@ -377,7 +398,11 @@ class DuplexSession:
             self.bus.publish(UserTranscript(time=self.clock.now(), segment_id=segment.id, text=transcript.text,
                                             final=True, no_speech_prob=transcript.no_speech_prob,
                                             avg_logprob=transcript.avg_logprob))
-            decision = await self._decide(segment, transcript)
+            if early is not None:  # decided while the pause was still being timed
+                decision = early[0]
+                self._publish_decision(segment, decision, transcript.text, False, early[1])
+            else:
+                decision = await self._decide(segment, transcript)
         query = decision is not None and decision.token is StateToken.QUERY
         noise = transcript is None or transcript.looks_like_noise
         if not query and segment.early_interrupt and not noise:
@@ -393,11 +418,22 @@ class DuplexSession:
             self._resume_output("not a query")
 
     async def _decide(self, segment: _Segment, transcript, interim: bool = False) -> StateDecision | None:
+        judged = await self._judge(segment, transcript, segment.heard_at_pause, settle_vision=not interim)
+        if judged is None:
+            return None
+        decision, decide_ms = judged
+        self._publish_decision(segment, decision, transcript.text, interim, decide_ms)
+        return decision
+
+    async def _judge(self, segment: _Segment, transcript, window: tuple[int, int] | None,
+                     settle_vision: bool) -> tuple[StateDecision, float] | None:
+        """The decider's verdict on the segment heard up to ``window`` (audio frames, VAD frames), and its
+        cost in ms; None when the listener failed (it is restarted). Publishes nothing."""
         end = segment.end or self._stream_time or 0.0
-        if not interim:  # a frame shown while asking may still be being analysed
+        if settle_vision:  # a frame shown while asking may still be being analysed
             await self.vision.settle(segment.onset, end, self.options.vision_wait_s)
         segment.visual_context = self.vision.context(segment.onset, end)
-        audio_frames, vad_frames = segment.heard_at_pause or (None, None)
+        audio_frames, vad_frames = window or (None, None)
         evidence = SegmentEvidence(
             audio_16k=segment.samples(audio_frames), transcript=transcript,
             speech_probabilities=np.asarray(segment.probabilities[:vad_frames], dtype=np.float32),
@@ -414,8 +450,7 @@ class DuplexSession:
             return None
         finally:
             self._listening(-1)
-        self._publish_decision(segment, decision, transcript.text, interim, (time.perf_counter() - started) * 1000)
-        return decision
+        return decision, (time.perf_counter() - started) * 1000
 
     def _publish_decision(self, segment: _Segment, decision: StateDecision, text: str, interim: bool,
                           decide_ms: float) -> None:

@@ -6,7 +6,7 @@ from assistant.config import AssistantConfig, ConfigError, load_config, parse_ll
 def test_defaults_are_the_bundled_offline_stack():
     config = AssistantConfig()
     assert (config.asr.backend, config.llm.backend, config.tts.backend, config.vad.backend) == (
-        "faster-whisper", "llama-cpp", "piper", "silero")
+        "clip-whisper", "llama-cpp", "piper", "silero")
     assert config.llm.model == "" and config.asr.model == ""
 
 
