@@ -347,7 +347,7 @@ class ClipWhisperRecognizer:
             # attention scores are returned only without SDPA, a switch on whisper's class: one pass at a
             # time process-wide, so another recognizer cannot turn it back on midway
             with _SDPA_SWITCH, disable_sdpa():
-                self._model.decoder(torch.tensor([sequence], device=self.device), features)
+                self._hidden(sequence, features, through_layer=max(layer for layer, _ in self._heads))
         finally:
             for hook in hooks:
                 hook.remove()
@@ -364,13 +364,30 @@ class ClipWhisperRecognizer:
                 return index
         return len(tokens)
 
-    def _greedy(self, features, budget: int, cache: dict) -> tuple[list[int], float, float]:
+    def _hidden(self, tokens: list[int], features, cache: dict | None = None, through_layer: int | None = None):
+        """The decoder's hidden states for ``tokens`` (whisper's TextDecoder.forward without its projection
+        onto the 51 864-token vocabulary, which the caller applies only where it needs logits)."""
         import torch
 
+        decoder = self._model.decoder
+        offset = next(iter(cache.values())).shape[1] if cache else 0
+        x = decoder.token_embedding(torch.tensor([tokens], device=self.device))
+        x = (x + decoder.positional_embedding[offset:offset + len(tokens)]).to(features.dtype)
+        for block in decoder.blocks[:None if through_layer is None else through_layer + 1]:
+            x = block(x, features, mask=decoder.mask, kv_cache=cache)
+        return x if through_layer is not None else decoder.ln(x)
+
+    def _logits(self, hidden):
+        import torch.nn.functional as F
+
+        return F.linear(hidden, self._model.decoder.token_embedding.weight).float()
+
+    def _greedy(self, features, budget: int, cache: dict) -> tuple[list[int], float, float]:
         tokenizer = self._tokenizer
-        logits = self._model.decoder(torch.tensor([self._prompt], device=self.device), features, kv_cache=cache)
-        no_speech = float(logits[0, tokenizer.sot_sequence.index(tokenizer.sot)].softmax(-1)[tokenizer.no_speech])
-        logits = logits[:, -1].float()
+        hidden = self._hidden(self._prompt, features, cache)
+        sot = tokenizer.sot_sequence.index(tokenizer.sot)
+        no_speech = float(self._logits(hidden[0, sot]).softmax(-1)[tokenizer.no_speech])
+        logits = self._logits(hidden[:, -1])
         tokens: list[int] = []
         logprob_sum = 0.0
         for step in range(budget):
@@ -387,8 +404,7 @@ class ClipWhisperRecognizer:
             if loop:
                 del tokens[-loop:]
                 break
-            logits = self._model.decoder(torch.tensor([[token]], device=self.device), features,
-                                         kv_cache=cache)[:, -1].float()
+            logits = self._logits(self._hidden([token], features, cache)[:, -1])
         return tokens, no_speech, logprob_sum / (len(tokens) + 1)
 
     def _is_wordless(self, token: int) -> bool:
