@@ -376,7 +376,7 @@ class LearnedStateDecider:
                  threshold: float | None = None, speaking_threshold: float | None = None,
                  min_speech_fraction: float = 0.2, echo_threshold: float = 0.6,
                  replies_after_question: bool = True, echo_like_share: float = 0.4,
-                 echo_like_threshold: float = 0.9) -> None:
+                 echo_like_threshold: float = 0.9, echo_dominant_share: float = 0.45) -> None:
         path = Path(model_path) if model_path else DEFAULT_MODEL_PATH
         with open(path) as handle:
             data = json.load(handle)
@@ -406,6 +406,7 @@ class LearnedStateDecider:
         # ("100 foot."): when much of a segment's sound matched what was playing, ask for more certainty.
         self.echo_like_share = echo_like_share
         self.echo_like_threshold = echo_like_threshold
+        self.echo_dominant_share = echo_dominant_share
         self.last_cost_ms = 0.0
 
     def query_probability(self, evidence: SegmentEvidence, features: SegmentFeatures | None = None) -> float:
@@ -424,6 +425,11 @@ class LearnedStateDecider:
                              echo_threshold=self.echo_threshold, replies_after_question=self.replies_after_question)
             if rule is not None and rule.token == StateToken.IGNORE:
                 return StateDecision(StateToken.IGNORE, 0.0, rule.reason)
+            if evidence.assistant_speaking and evidence.echo_share >= self.echo_dominant_share:
+                # Mostly the assistant's own voice coming back: whisper makes words of it ("in the 100th")
+                # that the head may score as a query. Real barge-ins in the scenario library stay <= 0.33.
+                return StateDecision(StateToken.IGNORE, 0.0, f"own voice: {evidence.echo_share:.0%} of the voiced "
+                                                             "audio is like the assistant's own output")
             probability = self.query_probability(evidence, features)
             if rule is not None:
                 return StateDecision(rule.token, max(probability, 0.5), rule.reason)

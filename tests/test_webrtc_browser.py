@@ -124,7 +124,11 @@ async def test_noise_during_an_answer_does_not_stop_it(server, say, data_dir, tm
         local, remote = await levels(page, "local"), await levels(page, "remote")
     noise_start, noise_end = speech_spans(local)[-1]
     voice = speech_spans(remote, min_gap_ms=300)
-    assert any(a < noise_start - 200 and b > noise_start for a, b in voice), "the answer was not playing when the noise came"
+    # the answer was underway: its voice in the 1.5 s before the noise (a gap between two clauses may fall
+    # right at the noise's start on a busy machine)
+    near = [(a, b) for a, b in voice if a < noise_start - 200 and b > noise_start - 1500]
+    assert near, (f"the answer was not playing when the noise came at {noise_start:.0f} ms: voice spans {voice}, "
+                  f"events {[e.get('kind') for e in events]}")
     assert not [e for e in events if e.get("kind") == "Interrupt"]
     assert len([e for e in events if e.get("kind") == "TurnStarted"]) == 1
     after = [db for t, db in remote if noise_end + 500 < t < noise_end + 3500]
