@@ -1,4 +1,4 @@
-"""Whisper with its encoder cut to the clip: the bundled tiny.en, 3x faster on short utterances.
+"""Whisper with its encoder cut to the clip: the bundled tiny.en, 2-3x faster on short utterances.
 
 Whisper always encodes a 30 s window; for a 2 s question that padding is most of the ASR's cost (~0.4 of
 ~0.5 s on the 2-core VM), and CTranslate2 refuses any other window. This backend loads the same weights
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import struct
 import threading
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ _HOP = 160  # samples per mel frame
 _ENCODER_FRAME_S = 0.02  # one encoder position: two mel frames
 BEYOND_CLIP_S = 0.1  # a word aligned to start this far past the clip's end was not heard
 _SDPA_SWITCH = threading.Lock()
-_SIZES = {384: "tiny", 512: "base", 768: "small", 1024: "medium", 1280: "large-v2"}
+_SIZES = {(384, 4): "tiny", (512, 6): "base", (768, 12): "small", (1024, 24): "medium", (1280, 32): "large"}
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
 
@@ -163,34 +162,23 @@ def alignment_heads(model) -> list[tuple[int, int]]:
     import whisper
 
     dims = model.dims
-    name = _SIZES.get(dims.n_text_state, "")
-    if name == "large-v2" and dims.n_mels == 128:
-        name = "large-v3"
-    if name and dims.n_vocab < 51865 and name in ("tiny", "base", "small", "medium"):
+    name = _SIZES.get((dims.n_text_state, dims.n_text_layer))
+    if name == "large":
+        name = "large-v3" if dims.n_mels == 128 else "large-v2"
+    elif name and dims.n_vocab < 51865:  # English-only vocabulary
         name += ".en"
-    dump = whisper._ALIGNMENT_HEADS.get(name)
-    if dump is not None and dims.n_text_layer == {"tiny": 4, "base": 6, "small": 12, "medium": 24}.get(
-            name.split(".")[0], 32):
+    dump = whisper._ALIGNMENT_HEADS.get(name) if name else None
+    if dump is not None:
         model.set_alignment_heads(dump)
     mask = model.alignment_heads.to_dense()
     return [(int(layer), int(head)) for layer, head in mask.nonzero()]
 
 
-def _median_filter(x, width: int):
-    """Median over a sliding window on the last axis (edges reflected), as whisper's word timing does."""
-    import torch.nn.functional as F
-
-    pad = width // 2
-    if x.shape[-1] <= pad:
-        return x
-    padded = F.pad(x, (pad, pad), mode="reflect")  # x: (heads, tokens, frames)
-    return padded.unfold(-1, width, 1).median(-1).values
-
-
 def _dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Monotonic alignment of rows (tokens) to columns (frames) from (0, 0) to the last corner, minimising
     the summed cost; returns (row, column) index arrays along the path, in order. The table is filled one
-    anti-diagonal at a time (each cell needs only the two diagonals before it), so numpy does the inner loop."""
+    anti-diagonal at a time (each cell needs only the two diagonals before it), so numpy does the inner loop.
+    Same path as ``whisper.timing.dtw``, whose numba kernel takes ~2 s to compile on its first call here."""
     rows, columns = cost.shape
     total = np.full((rows + 1, columns + 1), np.inf)
     total[0, 0] = 0.0
@@ -221,11 +209,6 @@ def repeated_tail(tokens: list[int], shortest: int = 2) -> int:
         if run == tokens[-2 * length:-length] and len(set(run)) > 1:  # "very very very" is not a loop
             return length
     return 0
-
-
-def compression_ratio(text: str) -> float:
-    raw = text.encode("utf-8")
-    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
 
 
 class ClipWhisperRecognizer:
@@ -262,10 +245,13 @@ class ClipWhisperRecognizer:
         self._suppress = sorted({*tokenizer.non_speech_tokens, *specials} - {None})
         self._suppress_at_start = [*tokenizer.encode(" "), tokenizer.eot]
         self._heads = alignment_heads(self._model)
+        self._head_layers = sorted({layer for layer, _ in self._heads})
         self._wordless: dict[int, bool] = {}  # token -> carries no letter or digit (punctuation)
         self._lock = threading.Lock()  # the decoder's key/value cache hooks sit on the shared modules
 
     def transcribe(self, audio_16k: np.ndarray) -> Transcript:
+        from whisper.utils import compression_ratio
+
         audio = _check_audio(audio_16k)
         if audio.size == 0:
             return Transcript("", self.language, (), 0.0)
@@ -332,6 +318,7 @@ class ClipWhisperRecognizer:
         """
         import torch
         from whisper.model import disable_sdpa
+        from whisper.timing import median_filter
 
         scores: dict[int, torch.Tensor] = {}
 
@@ -341,19 +328,19 @@ class ClipWhisperRecognizer:
             return hook
 
         blocks = self._model.decoder.blocks
-        hooks = [blocks[layer].cross_attn.register_forward_hook(keep(layer)) for layer in {l for l, _ in self._heads}]
+        hooks = [blocks[layer].cross_attn.register_forward_hook(keep(layer)) for layer in self._head_layers]
         sequence = [*self._prompt, *tokens, self._tokenizer.eot]
         try:
             # attention scores are returned only without SDPA, a switch on whisper's class: one pass at a
             # time process-wide, so another recognizer cannot turn it back on midway
             with _SDPA_SWITCH, disable_sdpa():
-                self._hidden(sequence, features, through_layer=max(layer for layer, _ in self._heads))
+                self._hidden(sequence, features, through_layer=self._head_layers[-1])
         finally:
             for hook in hooks:
                 hook.remove()
         weights = torch.stack([scores[layer][0, head] for layer, head in self._heads]).float().softmax(-1)
         std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
-        weights = _median_filter((weights - mean) / (std + 1e-9), 7).mean(0)
+        weights = median_filter((weights - mean) / (std + 1e-9), 7).mean(0)
         # rows: the predictions of each text token and of the end-of-text
         matrix = weights[len(self._prompt) - 1:-1].cpu().numpy()
         rows, frames = _dtw_path(-matrix)

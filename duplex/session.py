@@ -44,6 +44,15 @@ LISTENER_TIMEOUT_S = 20.0  # ASR + decision on one segment; past this the listen
 
 
 @dataclass
+class _Speculation:
+    """Work begun at a pause's start, used only if that same pause lasts."""
+
+    pause_start: float
+    heard: tuple[int, int]  # (audio frames, VAD frames) at that start: what the work listens to
+    task: asyncio.Task  # -> (transcript, (decision, decide_ms) when the words read finished, else None)
+
+
+@dataclass
 class _Segment:
     id: int
     onset: float
@@ -56,7 +65,6 @@ class _Segment:
     pause_at: float | None = None  # set while the user is silent after speaking
     # (audio frames, VAD frames) heard when the pause began: the decision sees exactly these, so a busy
     # machine (a slower ASR, more trailing silence piling up meanwhile) does not change its evidence.
-    heard_at_silence: tuple[int, int] | None = None
     heard_at_pause: tuple[int, int] | None = None
     closed: bool = False
     interim_running: bool = False
@@ -64,10 +72,14 @@ class _Segment:
     released: bool = False  # an interim decision judged it not a query: the assistant's voice went on
     early_interrupt: bool = False
     end: float | None = None
-    # (pause start, its transcription and, when the words read finished, its decision, begun at that start)
-    speculative: tuple[float, asyncio.Task] | None = None
+    speculative: _Speculation | None = None
     verdict: str = "open"  # open -> pending (being judged) -> query / ignored / noise
     absorbed: bool = False  # the user went on speaking: the next segment carries these words
+
+    def speculation_for(self, pause_start: float) -> _Speculation | None:
+        """The work begun at this pause's start, if any (not an earlier pause's)."""
+        early = self.speculative
+        return early if early is not None and early.pause_start == pause_start else None
 
     def samples(self, frames: int | None = None) -> np.ndarray:
         audio = self.audio[:frames] if frames is not None else self.audio
@@ -257,13 +269,13 @@ class DuplexSession:
         elif event is not None and event.kind == "silence_start" and segment is not None and not segment.closed:
             # Transcribe and decide now, while waiting to see whether the pause lasts: they are the slow
             # steps before an answer, and most pauses that reach this point end the turn.
-            segment.heard_at_silence = (len(segment.audio), len(segment.probabilities))
-            segment.speculative = (event.time, self._spawn(self._speculate(segment, event.time)))
+            heard = (len(segment.audio), len(segment.probabilities))
+            segment.speculative = _Speculation(event.time, heard,
+                                               self._spawn(self._speculate(segment, event.time, heard)))
         elif event is not None and event.kind == "speech_end" and segment is not None and not segment.closed:
             segment.pause_at = event.time
-            same_pause = segment.speculative is not None and segment.speculative[0] == event.time
-            segment.heard_at_pause = (segment.heard_at_silence if same_pause
-                                      else (len(segment.audio), len(segment.probabilities)))
+            early = segment.speculation_for(event.time)
+            segment.heard_at_pause = early.heard if early else (len(segment.audio), len(segment.probabilities))
             self._spawn(self._on_pause(segment, event.time))
         segment = self._segment
         if segment is None or segment.closed:
@@ -308,9 +320,9 @@ class DuplexSession:
         if pause_at - segment.onset < self.options.min_segment_s:
             await self._finalize(segment, None, reason="too short to be speech")
             return
-        early = None
-        if segment.speculative is not None and segment.speculative[0] == pause_at:
-            transcript, early = await segment.speculative[1]  # begun at the start of this same pause
+        early, speculation = None, segment.speculation_for(pause_at)
+        if speculation is not None:
+            transcript, early = await speculation.task  # begun at the start of this same pause
         else:
             transcript = await self._transcribe(segment)
         if transcript is None or segment.closed or segment.pause_at != pause_at:
@@ -331,14 +343,14 @@ class DuplexSession:
         return (turn_looks_complete(transcript.text) or transcript.looks_like_noise
                 or segment.overlapped_assistant)
 
-    async def _speculate(self, segment: _Segment, silence_at: float):
+    async def _speculate(self, segment: _Segment, silence_at: float, heard: tuple[int, int]):
         """At a pause's start: transcribe, and when the words read finished, decide (unpublished). Returns
         (transcript, (decision, decide_ms) or None); ``_on_pause`` uses it only if this same pause lasts."""
         transcript = await self._transcribe(segment)
-        if (transcript is None or segment.closed or segment.speculative is None
-                or segment.speculative[0] != silence_at or not self._reads_finished(segment, transcript)):
+        if (transcript is None or segment.closed or segment.speculation_for(silence_at) is None
+                or not self._reads_finished(segment, transcript)):
             return transcript, None
-        judged = await self._judge(segment, transcript, segment.heard_at_silence, settle_vision=True)
+        judged = await self._judge(segment, transcript, heard, settle_vision=True)
         return transcript, judged
 
     def _listening(self, delta: int) -> None:

@@ -176,13 +176,13 @@ async def play_until_turn_ended(session, log, limit_s: float = 90.0) -> None:
 
 
 @pytest.mark.slow
-async def test_the_assistant_reads_the_label_it_is_shown(stack, decider, camera_describer):
+async def test_the_assistant_reads_the_label_it_is_shown(stack, decider, camera_describer, user_voice):
     log = EventLog()
     session = DuplexSession(WorkerModels(stack.recognizer, stack.language_model, stack.synthesizer), decider,
                             SileroVad, DuplexOptions(output_sample_rate=24000),
                             system_prompt="You are a helpful voice assistant. Answer in one short sentence.",
                             generation=GenerationOptions(max_tokens=40), event_log=log, vision=camera_describer)
-    question = speech(stack.synthesizer.steady(), "What does the label say?")
+    question = speech(user_voice, "What does the label say?")
     timeline = Timeline(1.0).add_audio(1.0, question, "question")
     label = label_image()
     for k in range(12):  # the user holds the label up from 0.3 s, a 5 fps camera
@@ -202,14 +202,14 @@ async def test_the_assistant_reads_the_label_it_is_shown(stack, decider, camera_
 
 
 @pytest.mark.slow
-async def test_the_camera_does_not_slow_the_audio_path(stack, decider, camera_describer):
+async def test_the_camera_does_not_slow_the_audio_path(stack, decider, camera_describer, user_voice):
     """Speech onsets noticed with a 20 fps camera whose every frame is analysed (the describer never idle)
     against no camera: fresh sessions, alternated, one utterance each so that a slow transcription on a
     loaded machine cannot merge utterances. The precise figures: benchmarks/vision_latency.py."""
     from benchmarks.vision_latency import compare, summary
 
     runs = await compare(WorkerModels(stack.recognizer, stack.language_model, stack.synthesizer), decider,
-                         lambda text: speech(stack.synthesizer.steady(), text), camera_describer,
+                         lambda text: speech(user_voice, text), camera_describer,
                          [label_image(), face_image(480)], rounds=3, fps=20.0, stress=True,
                          utterances=("Could you look at this for me?",), tail_s=1.5)  # onsets only
     figures = summary(runs)
