@@ -65,6 +65,9 @@ class Conversation:
             message = turn.as_message()
             if turn.role == "user" and previous is not None and previous.role == "assistant" and previous.interrupted:
                 message = ChatMessage("user", INTERRUPTION_NOTE + message.content)
+            if rendered and rendered[-1].role == message.role == "user":
+                # "Stop." starts no answer; many chat templates demand that the roles alternate
+                message = ChatMessage("user", f"{rendered.pop().content} {message.content}")
             rendered.append(message)
         kept: list[ChatMessage] = []
         for message in reversed(rendered):

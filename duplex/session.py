@@ -36,6 +36,7 @@ from duplex.events import (
 from duplex.llm import GenerationOptions
 from duplex.options import DuplexOptions
 from duplex.playback import PlaybackBuffer, heard_text
+from duplex.state import asks_for_silence
 from duplex.turn_end import turn_looks_complete
 from duplex.vision import FrameDescriber, VisionInput
 from duplex.worker import Worker, WorkerModels
@@ -507,6 +508,11 @@ class DuplexSession:
     def _take_floor(self, worker: Worker, question: str, from_time: float, typed: bool = False,
                     visual_context: str = "") -> None:
         """``worker`` heard a query: stop whatever is being said, then it answers and the other listens."""
+        if asks_for_silence(question):  # "Stop.": be quiet and listen; the words stay in the history
+            self._interrupt_turn("user asked for silence")
+            self.output.resume()
+            self.conversation.add_user(question, from_time, typed=typed, visual_context=visual_context)
+            return
         self._interrupt_turn("typed message" if typed else "user query")
         other = self.workers[1] if worker is self.workers[0] else self.workers[0]
         if self.speaker is not worker or self.listener is not other:

@@ -92,6 +92,12 @@ CONTROL_COMMANDS = frozenset([
     "shut up", "never mind", "nevermind", "that's enough", "thats enough", "enough", "skip", "next", "louder",
     "quieter", "volume up", "volume down", "repeat", "repeat that", "say that again", "go on", "continue",
 ])
+# The controls among them that ask only for silence: they stop the answer and start no new one (answering
+# "Stop." would be talking again; a question said right after it is its own turn).
+SILENCE_COMMANDS = frozenset([
+    "stop", "stop it", "stop talking", "stop please", "please stop", "pause", "cancel", "be quiet", "quiet",
+    "shut up", "never mind", "nevermind", "that's enough", "thats enough", "enough",
+])
 VOCATIVES = frozenset(
     "honey mom mommy mum dad daddy babe baby sweetie sweetheart darling dear guys kids buddy dude man "
     "bro sis grandma grandpa son kiddo love folks everyone everybody".split())
@@ -101,6 +107,10 @@ FIRST_PERSON = frozenset("i i'm im i'll ill i've ive i'd id we we're were we'll 
 def normalise(text: str) -> str:
     text = text.lower().replace("-", " ").replace("’", "'")
     return " ".join(re.findall(r"[a-z0-9']+", text)).replace(" '", " ").strip("' ")
+
+
+def asks_for_silence(text: str) -> bool:
+    return normalise(text) in SILENCE_COMMANDS
 
 
 def words_of(text: str) -> list[str]:

@@ -13,7 +13,7 @@ from audio.frames import AudioFrame, rms_dbfs
 from duplex.decision import StateDecision, StateToken
 
 WORDS_BY_PITCH = {300: "What is the weather like today?", 400: "Tell me a joke please.", 500: "uh-huh",
-                  600: "I want to book", 700: "a table for two."}
+                  600: "I want to book", 700: "a table for two.", 800: "Stop."}
 
 
 def tone_speech(pitch: int, seconds: float, rate: int = 16000, level: float = 0.3) -> AudioFrame:

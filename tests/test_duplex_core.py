@@ -22,7 +22,7 @@ from tests.fakes import (
     BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech,
 )
 
-QUESTION, JOKE, UH_HUH, BOOK, TABLE = 300, 400, 500, 600, 700
+QUESTION, JOKE, UH_HUH, BOOK, TABLE, STOP = 300, 400, 500, 600, 700, 800
 
 
 def make_session(llm=None, options=None, separate=False):
@@ -129,6 +129,36 @@ async def test_typed_message_interrupts_like_speech():
     assert first(log, "TurnEnded", turn_id=1)["status"] == "interrupted"
     assert first(log, "TurnStarted", turn_id=2)["question"] == "Stop! What time is it?"
     assert session.history[2].typed
+
+
+async def test_stop_silences_the_answer_and_the_next_question_is_its_own_turn():
+    session, log = make_session(ScriptedLLM(extra_words=40))
+    timeline = (Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q1")
+                .add_audio(3.0, tone_speech(STOP, 0.5), "stop").add_audio(5.0, tone_speech(JOKE, 1.0), "q2"))
+    result = await play(session, timeline, tail_s=2.5)
+    interrupt = first(log, "Interrupt", turn_id=1)
+    assert interrupt["reason"] == "user asked for silence"
+    assert first(log, "TurnEnded", turn_id=1)["status"] == "interrupted"
+    # no answer to "Stop.": silence until the next question, which is turn 2
+    stop_end, q2_start = timeline.spans("stop")[0][1], timeline.spans("q2")[0][0]
+    assert result.speaker_active(stop_end + 0.3, q2_start) < 0.05
+    second = first(log, "TurnStarted", turn_id=2)
+    assert second["question"] == "Tell me a joke please." and second["time"] > q2_start + log.records[0]["time"]
+    assert [t.text for t in session.history if t.role == "user"] == [
+        "What is the weather like today?", "Stop.", "Tell me a joke please."]
+    # the model sees the two user messages as one (chat templates demand alternating roles)
+    prompt = session.speaker.models.language_model.requests[-1]
+    assert [m.role for m in prompt] == ["system", "user", "assistant", "user"]
+    assert prompt[-1].content == "(I interrupted your last answer.) Stop. Tell me a joke please."
+
+
+async def test_typed_stop_also_just_silences():
+    session, log = make_session(ScriptedLLM(extra_words=40))
+    timeline = Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q").add_text(3.0, "Stop")
+    await play(session, timeline, tail_s=1.5)
+    assert first(log, "TurnEnded", turn_id=1)["status"] == "interrupted"
+    assert not [t for t in log.of_kind("TurnStarted") if t["turn_id"] == 2]
+    assert session.history[-1].text == "Stop" and session.history[-1].typed
 
 
 async def test_a_failing_model_is_restarted_and_the_user_hears_an_apology():

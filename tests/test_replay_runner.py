@@ -163,6 +163,19 @@ def test_an_ignored_barge_in_is_no_takeover_and_never_stops():
     assert m.interrupt_takeovers == [False] and m.interrupt_latencies_s == [] and m.interrupt_not_stopped == 1
 
 
+def test_a_bare_stop_is_scored_by_its_stop_time_and_must_start_no_answer():
+    items = [PlacedItem("query", 0.5, 2.0), PlacedItem("stop", 6.0, 6.4), PlacedItem("query", 9.0, 10.0)]
+    log = records(("TurnStarted", 2.6, {"turn_id": 1}), ("PlaybackStarted", 3.2, {"turn_id": 1}),
+                  ("Interrupt", 6.5, {"turn_id": 1}), ("TurnStarted", 10.5, {"turn_id": 2}),
+                  ("PlaybackStarted", 11.0, {"turn_id": 2}))
+    m = measure(items, log, 0.0, speaker_signal([(3.2, 6.25), (11.0, 12.0)], 13.0), 13.0)
+    assert m.interrupt_stops_s == [pytest.approx(0.25, abs=0.021)] and m.stops_answered == 0
+    assert m.interrupt_takeovers == [] and m.turn_takeovers == [True, True]
+    answered = records(("TurnStarted", 2.6, {"turn_id": 1}), ("PlaybackStarted", 3.2, {"turn_id": 1}),
+                       ("Interrupt", 6.5, {"turn_id": 1}), ("TurnStarted", 6.6, {"turn_id": 2}))
+    assert measure(items, answered, 0.0, speaker_signal([(3.2, 6.25)], 13.0), 13.0).stops_answered == 1
+
+
 def test_pause_backchannel_noise_and_echo_takeovers():
     items = [PlacedItem("before_pause", 0.5, 1.5), PlacedItem("after_pause", 2.3, 3.0),
              PlacedItem("backchannel", 8.0, 8.4), PlacedItem("noise", 12.0, 14.0), PlacedItem("side_talk", 20.0, 21.0)]

@@ -10,6 +10,8 @@ share of samples in which the model takes the turn, i.e. starts speaking):
   is first answer audio minus the end of the user's speech;
 - user interruption: the user barges in with a new question; TOR counts the assistant stopping and
   answering it (higher is better), latency = first new answer audio minus the end of the interrupting speech.
+  A bare "Stop." (role ``stop``) adds to the stop latency below, and to ``stops_answered`` if the assistant
+  answers it rather than falling silent.
 FD-Bench (Peng et al., arXiv 2507.19040) and FDB v1.5 add the stop latency: how long the assistant keeps
 talking over the user after the interruption begins (the overlap), measured here on the loudspeaker signal;
 and noise robustness: the share of noise events that interrupt the assistant or make it take a turn.
@@ -29,7 +31,7 @@ SPEAKER_ACTIVE_DBFS = -45.0
 STOPPED_AFTER_S = 0.2  # the voice counts as stopped once it has been silent this long
 REACTION_WINDOW_S = 3.0  # a noise or backchannel is blamed for an interruption this long after it ends
 PAUSE_MARGIN_S = 0.3  # a decision already under way when the user resumes still counts as a takeover
-USER_TURN_ROLES = ("query", "interruption", "typed", "backchannel", "before_pause", "after_pause", "side_talk")
+USER_TURN_ROLES = ("query", "interruption", "stop", "typed", "backchannel", "before_pause", "after_pause", "side_talk")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class ScenarioMeasures:
     interrupt_latencies_s: list[float] = field(default_factory=list)
     interrupt_stops_s: list[float] = field(default_factory=list)  # only interruptions the voice stopped for
     interrupt_not_stopped: int = 0
+    stops_answered: int = 0  # a bare "Stop." that started an answer of its own
     pause_takeovers: list[bool] = field(default_factory=list)
     backchannel_takeovers: list[bool] = field(default_factory=list)
     noise_interrupts: list[bool] = field(default_factory=list)
@@ -146,6 +149,13 @@ def measure(items: list[PlacedItem], records: list[dict], start_time: float, spe
             result.turn_takeovers.append(bool(answers))
             if answers:
                 result.turn_latencies_s.append(answers[0] - item.end_s)
+        elif item.role == "stop":  # "Stop.": the voice must stop, and nothing may answer it
+            stopped = stop_time(active, item.onset_s, window_end)
+            if stopped is None or stopped > item.end_s + REACTION_WINDOW_S:
+                result.interrupt_not_stopped += 1
+            else:
+                result.interrupt_stops_s.append(stopped - item.onset_s)
+            result.stops_answered += bool(log.turns_in(item.onset_s, window_end))
         elif item.role == "interruption":
             cut = log.interrupts_in(item.onset_s, window_end)
             answers = log.answers_after(item.onset_s, window_end)
@@ -202,6 +212,7 @@ def summarise(all_measures: list[ScenarioMeasures]) -> dict:
         "interrupt_stop_p50_s": percentile(pooled.interrupt_stops_s, 50),
         "interrupt_stop_p90_s": percentile(pooled.interrupt_stops_s, 90),
         "interrupt_not_stopped": pooled.interrupt_not_stopped,
+        "stops_answered": pooled.stops_answered,
         "pause_takeover_rate": rate(pooled.pause_takeovers), "pause_samples": len(pooled.pause_takeovers),
         "backchannel_takeover_rate": rate(pooled.backchannel_takeovers),
         "backchannel_samples": len(pooled.backchannel_takeovers),

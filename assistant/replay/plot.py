@@ -8,7 +8,7 @@ import numpy as np
 
 from assistant.replay.metrics import PlacedItem
 
-ROLE_COLOURS = {"query": "tab:blue", "interruption": "tab:purple", "backchannel": "tab:cyan", "noise": "tab:gray",
+ROLE_COLOURS = {"query": "tab:blue", "interruption": "tab:purple", "stop": "tab:red", "backchannel": "tab:cyan", "noise": "tab:gray",
                 "side_talk": "tab:olive", "before_pause": "tab:blue", "after_pause": "tab:blue",
                 "typed": "tab:green", "camera": "tab:brown", "context": "tab:blue"}
 TOKEN_COLOURS = {"<1>": "tab:red", "<2>": "tab:gray", "<3>": "tab:green"}

@@ -23,6 +23,7 @@ ROWS = [
     ("interruption latency p90 (s)", "interrupt_latency_p90_s", None, "s", "lower"),
     ("stop latency (overlap) p50 (s)", "interrupt_stop_p50_s", None, "s", "lower"),
     ("stop latency (overlap) p90 (s)", "interrupt_stop_p90_s", None, "s", "lower"),
+    ("bare \"Stop.\": answered instead of silence (count)", "stops_answered", None, "", "lower"),
     ("noise interrupt rate", "noise_interrupt_rate", None, "", "lower"),
     ("talk to someone else: takeover rate", "side_talk_takeover_rate", None, "", "lower"),
     ("own voice (open speakers): interrupts per answer", "echo_interrupt_rate", None, "", "lower"),

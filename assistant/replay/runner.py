@@ -34,7 +34,7 @@ from duplex.pacing import VirtualPacer, WorkMeter, meter_session
 from duplex.timeline import MIC_RATE, Cue, Timeline, TimelineResult, run_timeline
 
 DEFAULT_NOISE_DBFS = -30.0
-SPEECH_ROLES = ("query", "interruption", "backchannel", "before_pause", "after_pause", "side_talk", "context")
+SPEECH_ROLES = ("query", "interruption", "stop", "backchannel", "before_pause", "after_pause", "side_talk", "context")
 
 
 @dataclass(frozen=True)
@@ -307,9 +307,9 @@ def check_expectations(scenario: Scenario, placed: list[PlacedItem], records: li
         ok = bool(interrupts)
         detail = f"{len(interrupts)} interruption(s)"
         if ok and expect.interrupt_within_ms is not None:
-            cuts = [p for p in placed if p.role in ("interruption", "typed")]
+            cuts = [p for p in placed if p.role in ("interruption", "stop", "typed")]
             if not cuts:
-                ok, detail = False, "no interruption entry (role: interruption or typed) on the timeline"
+                ok, detail = False, "no interruption entry (role: interruption, stop or typed) on the timeline"
             else:
                 stopped = stop_time(speaker_activity(speaker), cuts[0].onset_s, cuts[0].onset_s + 10)
                 if stopped is None:

@@ -18,8 +18,9 @@ from assistant.config import ConfigError
 CATEGORIES = ("plain_turn", "barge_in", "noise_during_answer", "noise_while_idle", "pause", "backchannel",
               "typed", "own_voice", "double_interrupt", "camera", "side_talk", "long_session")
 # What a user item is, for the metrics: a question to an idle assistant, a question that barges in, a
-# backchannel, the first half of a sentence before a pause, noise, talk aimed at someone else, ...
-ROLES = ("query", "interruption", "backchannel", "before_pause", "after_pause", "noise", "side_talk", "typed",
+# backchannel, the first half of a sentence before a pause, noise, talk aimed at someone else, a bare
+# "Stop." (the voice must stop, and no answer start), ...
+ROLES = ("query", "interruption", "stop", "backchannel", "before_pause", "after_pause", "noise", "side_talk", "typed",
          "camera", "context")
 SOURCES = ("say", "audio", "noise", "babble", "type", "image")
 DEFAULT_ROLE = {"say": "query", "audio": "query", "noise": "noise", "babble": "noise", "type": "typed",
