@@ -7,7 +7,8 @@ recordings) are played into a session exactly as the tests do, and the event log
 
 - turn-taking latency: first answer audio pulled by the "loudspeaker" minus the true end of the user's
   speech (end of the synthesised question's voiced samples), p50 / p90;
-- interrupt stop: the assistant's voice paused (Duck) minus the true onset of the interrupting speech, p90;
+- interrupt stop: the assistant's voice lowered or paused (the first Duck) minus the true onset of the
+  interrupting speech, p90; and the same for the pause alone (a Duck with gain 0, after the VAD's onset);
 - answer after interrupt: first audio of the new answer minus the true end of the interrupting speech, p50 / p90;
 - false interruptions: noise clips and backchannels while it answers (4 per answer), and whole answers
   whose voice leaks back through open speakers at -6 dB with no echo canceller; an ``Interrupt`` event
@@ -77,6 +78,8 @@ class Bench:
         self.data_dir = data_dir
         self.cache: dict[str, AudioFrame] = {}
         self.loop_lag: list[float] = []
+        self.quick_confirm_s = self.config.duplex.quick_duck_confirm_s
+        self.needless_lowerings = 0
 
     def say(self, text: str) -> AudioFrame:
         if text not in self.cache:
@@ -108,7 +111,7 @@ class Bench:
         return latencies
 
     async def barge_ins(self, count: int) -> tuple[list[float], list[float], int]:
-        stops, answers, handled = [], [], 0
+        stops, pauses, answers, handled = [], [], [], 0
         for i in range(count):
             story = self.say(STORIES[i % len(STORIES)])
             interruption = self.say(INTERRUPTIONS[i % len(INTERRUPTIONS)])
@@ -117,21 +120,25 @@ class Bench:
             log = await self.run(timeline, tail_s=4.0, max_tokens=120)
             onset = log.start_time + at + voiced_span(interruption)[0]
             end = log.start_time + at + voiced_span(interruption)[1]
-            ducks = [d["time"] for d in log.of_kind("Duck") if d["time"] >= onset - 0.05]
+            ducks = [d for d in log.of_kind("Duck") if d["time"] >= onset - 0.05]
             if ducks:
-                stops.append(ducks[0] - onset)
+                stops.append(ducks[0]["time"] - onset)
+            paused = [d["time"] for d in ducks if d["gain"] == 0.0]
+            if paused:
+                pauses.append(paused[0] - onset)
             second = [p["time"] for p in log.of_kind("PlaybackStarted") if p["turn_id"] >= 2 and p["time"] > end - 1]
             if log.of_kind("Interrupt") and second:
                 handled += 1
                 answers.append(second[0] - end)
             print(f"  barge-in {i + 1}: stop {stops[-1] if ducks else float('nan'):.3f} s, "
+                  f"paused {pauses[-1] if paused else float('nan'):.3f} s, "
                   f"answer {answers[-1] if second else float('nan'):.2f} s", flush=True)
-        return stops, answers, handled
+        return stops, pauses, answers, handled
 
     async def false_interruptions(self, runs: int, echo_runs: int) -> tuple[int, int, dict[str, list[int]]]:
         """``runs`` answers with four noise or backchannel events each (speakers off: headphones or a good
         canceller), then ``echo_runs`` answers heard back through open speakers at -6 dB with no canceller."""
-        interrupts = 0
+        interrupts, self.needless_lowerings = 0, 0
         by_kind: dict[str, list[int]] = {"noise": [0, 0], "backchannel": [0, 0], "echo": [0, 0]}
         for i in range(runs + echo_runs):
             story = self.say(STORIES[i % len(STORIES)])
@@ -154,6 +161,10 @@ class Bench:
             log = await self.run(timeline, tail_s=3.0 if not echo else 12.0, max_tokens=120,
                                  echo_gain=0.5 if echo else 0.0)
             cut = log.of_kind("Interrupt")
+            lowered = [d for d in log.of_kind("Duck") if d["gain"] > 0 and d["time"] > log.start_time + start - 0.5]
+            undone = [r for r in log.of_kind("Resume") if r["reason"] == "no speech followed the sound"
+                      and r["time"] > log.start_time + start - 0.5]
+            self.needless_lowerings += len(undone)
             if echo:
                 by_kind["echo"][0] += len(cut)
                 by_kind["echo"][1] += 1
@@ -164,8 +175,8 @@ class Bench:
             interrupts += len(cut)
             culprits = [f"{d['text']!r} ({d['reason']})" for d in log.of_kind("StateDecided")
                         if d["token"] == "<1>" and d["segment_id"] > 1]
-            print(f"  {'echo' if echo else 'noise'} run {i + 1}: {len(cut)} interruption(s) {'; '.join(culprits)}",
-                  flush=True)
+            print(f"  {'echo' if echo else 'noise'} run {i + 1}: {len(cut)} interruption(s) {'; '.join(culprits)}; "
+                  f"voice lowered {len(lowered)} time(s), {len(undone)} undone", flush=True)
         events = sum(total for _, total in by_kind.values())
         return interrupts, events, by_kind
 
@@ -177,7 +188,7 @@ async def main_async(args) -> None:
     print("turn-taking:")
     turns = await bench.turns(args.turns)
     print("barge-ins:")
-    stops, answers, handled = await bench.barge_ins(args.barge_ins)
+    stops, pauses, answers, handled = await bench.barge_ins(args.barge_ins)
     print("noise, backchannels and echo during answers:")
     interrupts, events, by_kind = await bench.false_interruptions(args.noise_runs, args.echo_runs)
     lag = sorted(bench.loop_lag)
@@ -187,12 +198,16 @@ async def main_async(args) -> None:
           f"{percentile(turns, 50):.2f} s / {percentile(turns, 90):.2f} s | p50 < 0.7 s |")
     print(f"| interrupt: voice paused after speech onset, p50 / p90 (n={len(stops)}) | "
           f"{1000 * percentile(stops, 50):.0f} ms / {1000 * percentile(stops, 90):.0f} ms | p90 < 150 ms |")
+    print(f"| interrupt: voice paused (VAD onset confirmed), p50 / p90 (n={len(pauses)}) | "
+          f"{1000 * percentile(pauses, 50):.0f} ms / {1000 * percentile(pauses, 90):.0f} ms | |")
     print(f"| interrupt answered: first new audio after end of interrupting speech, p50 / p90 "
           f"({handled}/{args.barge_ins} handled) | {percentile(answers, 50):.2f} s / "
           f"{percentile(answers, 90):.2f} s | < 0.8 s |")
     detail = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in by_kind.items())
     print(f"| lasting interruptions by noise, backchannels, echo (an echo event = one whole answer) | {interrupts}/{events} "
           f"({100 * interrupts / max(events, 1):.1f} %; {detail}) | <= 2 % |")
+    print(f"| voice lowered for ~{bench.quick_confirm_s:.1f} s by a sound that was not speech "
+          f"({args.noise_runs + args.echo_runs} answers) | {bench.needless_lowerings} | |")
     print(f"| event-loop lag p99 | {percentile(lag, 99):.1f} ms | < 20 ms |")
 
 

@@ -187,6 +187,7 @@ class Duck(Event):
     control: ClassVar[bool] = True
     turn_id: int
     reason: str
+    gain: float = 0.0  # the voice's level now: 0 paused, between 0 and 1 lowered
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,16 @@ class DuplexOptions:
     min_segment_s: float = 0.2  # shorter bursts (a click, a tap) are not segments
     # While the assistant speaks: what the user's speech onset does to its voice (0 pauses; 0.3 plays on quietly)
     duck_gain: float = 0.0
+    # Before the VAD is sure (it hears a fricative like the "s" of "Stop" 100-200 ms late), ``quick_duck_frames``
+    # frames in a row this much louder than the recent floor, and not the assistant's own echo, lower the voice
+    # to ``quick_duck_gain`` (None: off); without a confirmed onset within ``quick_duck_confirm_s`` the voice
+    # comes back, and a new quick duck waits ``quick_duck_holdoff_s`` (a clatter must not make it flutter).
+    quick_duck_gain: float | None = 0.3
+    quick_duck_frames: int = 2  # one frame alone is too often a stray echo fragment or a click
+    quick_duck_rise_db: float = 15.0
+    quick_duck_min_dbfs: float = -45.0
+    quick_duck_confirm_s: float = 0.3
+    quick_duck_holdoff_s: float = 1.0
     interim_decision_s: float = 1.0  # decide on a long segment before it ends, every this many seconds
     echo_share_threshold: float = 0.6  # a mic frame this much explained by the recent output is own-voice echo
     # Answers

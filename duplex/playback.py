@@ -53,6 +53,7 @@ class PlaybackBuffer:
         self._queue: deque[_Clause] = deque()
         self._turns: dict[int, TurnPlayback] = {}
         self._ducked = False
+        self._lowered_gain: float | None = None
         self._playing_turn: int | None = None
         self.total_played_samples = 0
         self.echo_reference = EchoReference(sample_rate)  # what the loudspeaker played, for the echo guard
@@ -85,13 +86,24 @@ class PlaybackBuffer:
         with self._lock:
             self._ducked = True
 
+    def lower(self, gain: float) -> None:
+        """Play on at ``gain`` (a hint of speech, not yet a confirmed onset); ``duck`` takes precedence."""
+        with self._lock:
+            self._lowered_gain = gain
+
     def resume(self) -> None:
+        """Back to full voice, from a duck or a lowering alike."""
         with self._lock:
             self._ducked = False
+            self._lowered_gain = None
 
     @property
     def ducked(self) -> bool:
         return self._ducked
+
+    @property
+    def lowered(self) -> bool:
+        return self._lowered_gain is not None
 
     def interrupt(self, turn_id: int) -> TurnPlayback:
         """Drop every queued chunk of ``turn_id`` and return what of it was heard."""
@@ -106,7 +118,7 @@ class PlaybackBuffer:
                 self._queue.remove(clause)
             if turn.started and self._playing_turn == turn_id:
                 events.append(self._stopped(turn, "interrupted"))
-            self._ducked = False
+            self._ducked, self._lowered_gain = False, None
         for event in events:
             self.publish(event)
         return turn
@@ -140,8 +152,9 @@ class PlaybackBuffer:
                     if turn.complete and not any(c.turn_id == turn.turn_id for c in self._queue):
                         events.append(self._stopped(turn, "finished"))
             self.total_played_samples += num_samples
-            if self._ducked:
-                out = (out.astype(np.float32) * self.duck_gain).astype(np.int16)
+            gain = self.duck_gain if self._ducked else self._lowered_gain
+            if gain is not None:
+                out = (out.astype(np.float32) * gain).astype(np.int16)
             self.echo_reference.played(out)
         for event in events:
             self.publish(event)

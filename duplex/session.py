@@ -19,11 +19,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from audio.echo import echo_share
-from audio.frames import AudioFrame, StreamResampler, to_int16
+from audio.frames import AudioFrame, StreamResampler, rms_dbfs, to_int16
+from audio.onset import LevelRise
 from audio.vad import VAD_SAMPLE_RATE, SpeechSegmenter, VoiceActivityDetector
 from duplex.bus import EventBus, EventLog
 from duplex.clock import Clock, RealClock
@@ -42,6 +44,16 @@ from duplex.vision import FrameDescriber, VisionInput
 from duplex.worker import Worker, WorkerModels
 
 LISTENER_TIMEOUT_S = 20.0  # ASR + decision on one segment; past this the listener is declared hung
+
+
+class _ScoredFrame(NamedTuple):
+    """One VAD frame as the VAD thread scored it."""
+
+    samples: np.ndarray  # int16, 16 kHz
+    probability: float  # of speech; 0 when the frame is the assistant's own voice coming back
+    echo_share: float | None  # how much of a voiced frame the recent output explains (None: not measured)
+    level_dbfs: float
+    echo: bool  # mostly the assistant's own voice
 
 
 @dataclass
@@ -133,6 +145,10 @@ class DuplexSession:
         self._frame_s = self.vad.frame_samples / VAD_SAMPLE_RATE
         self._segmenter = SpeechSegmenter(self._frame_s, opts.vad_start_threshold, opts.vad_end_threshold,
                                           opts.vad_start_frames, opts.short_silence_s)
+        self._level_rise = LevelRise(self._frame_s, opts.quick_duck_rise_db, opts.quick_duck_min_dbfs)
+        self._lowered_at: float | None = None  # when a level rise lowered the voice, until confirmed or undone
+        self._quick_duck_after = 0.0
+        self._rising_frames = 0
         self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, int(opts.pre_roll_s / self._frame_s)))
         self._pending = np.zeros(0, dtype=np.int16)
         self._resamplers: dict[int, StreamResampler] = {}
@@ -227,10 +243,10 @@ class DuplexSession:
             if self._stream_time is None:
                 self._stream_time = self.clock.now() - frame.duration
             frames = await loop.run_in_executor(self._vad_executor, self._analyse, frame)
-            for samples, probability, share in frames:
-                self._on_vad_frame(samples, probability, share)
+            for scored in frames:
+                self._on_vad_frame(scored)
 
-    def _analyse(self, frame: AudioFrame) -> list[tuple[np.ndarray, float, float | None]]:
+    def _analyse(self, frame: AudioFrame) -> list[_ScoredFrame]:
         """(VAD thread) resample to 16 kHz mono and score each complete VAD frame."""
         mono = frame.mono_float32()
         if frame.sample_rate != VAD_SAMPLE_RATE:
@@ -244,17 +260,25 @@ class DuplexSession:
         while len(self._pending) >= size:
             chunk, self._pending = self._pending[:size], self._pending[size:]
             probability = self.vad.speech_probability(chunk)
-            share = None
-            if probability >= self.options.vad_end_threshold and reference.level > 1e-6:
-                share = echo_share(chunk, reference.recent())
-                if share >= self.options.echo_share_threshold:
+            level = rms_dbfs(chunk)
+            voiced, share, echo = probability >= self.options.vad_end_threshold, None, False
+            if reference.level > 1e-6 and (voiced or level >= self.options.quick_duck_min_dbfs):
+                explained = echo_share(chunk, reference.recent())
+                echo = explained >= self.options.echo_share_threshold
+                if echo:
                     probability = 0.0  # the assistant's own voice coming back is not the user talking
-            out.append((chunk, probability, share))
+                share = explained if voiced else None  # the own-voice rule averages voiced frames only
+            out.append(_ScoredFrame(chunk, probability, share, level, echo))
         return out
 
-    def _on_vad_frame(self, samples: np.ndarray, probability: float, share: float | None) -> None:
+    def _on_vad_frame(self, scored: _ScoredFrame) -> None:
+        samples, probability, share = scored.samples, scored.probability, scored.echo_share
         frame_time = self._stream_time
         self._stream_time += self._frame_s
+        # the echo's own level counts towards the floor: the user must be heard over it
+        rose = self._level_rise.push(scored.level_dbfs) and not scored.echo
+        self._rising_frames = self._rising_frames + 1 if rose else 0
+        self._quick_duck(frame_time, self._rising_frames >= self.options.quick_duck_frames)
         segment = self._segment
         if segment is not None:
             segment.audio.append(samples)
@@ -291,6 +315,28 @@ class DuplexSession:
               and length - segment.interim_at >= self.options.interim_decision_s):
             segment.interim_running, segment.interim_at = True, length
             self._spawn(self._interim(segment))
+
+    def _quick_duck(self, frame_time: float, level_rose: bool) -> None:
+        """Lower the voice at the first hint of speech (a level rise); undo it if no onset follows."""
+        gain = self.options.quick_duck_gain
+        if gain is None:
+            return
+        if self._lowered_at is not None:
+            confirmed = self._segment is not None or self.output.ducked
+            if confirmed or not self.output.lowered:  # paused by the onset, or resumed/interrupted meanwhile
+                self._lowered_at = None
+            elif frame_time - self._lowered_at >= self.options.quick_duck_confirm_s:
+                self._lowered_at, self._quick_duck_after = None, frame_time + self.options.quick_duck_holdoff_s
+                self.output.resume()
+                self.bus.publish(Resume(time=self.clock.now(), turn_id=self._turn.turn_id if self._turn else -1,
+                                        reason="no speech followed the sound"))
+            return
+        if (level_rose and self._segment is None and frame_time >= self._quick_duck_after
+                and self.output.speaking and not self.output.ducked):
+            self._lowered_at = frame_time
+            self.output.lower(gain)
+            self.bus.publish(Duck(time=self.clock.now(), turn_id=self._turn.turn_id if self._turn else -1,
+                                  reason="a sound that may be speech", gain=gain))
 
     def _on_speech_start(self, onset: float) -> None:
         now = self.clock.now()

@@ -8,6 +8,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from audio.onset import LevelRise
 from duplex.bus import EventBus, EventLog
 from duplex.clock import ManualClock
 from duplex.conversation import Conversation
@@ -106,6 +107,35 @@ async def test_backchannel_pauses_then_resumes_without_losing_words():
     assert not log.of_kind("Interrupt")
     ended = first(log, "TurnEnded")
     assert ended["status"] == "completed" and ended["spoken"] == ended["answer"]
+
+
+async def test_a_sound_lowers_the_voice_at_once_and_it_comes_back_when_no_speech_follows():
+    session, log = make_session(ScriptedLLM(extra_words=40))
+    hum = tone_speech(QUESTION, 0.2, level=0.011)  # -42 dBFS: a level rise, too quiet for the (fake) VAD
+    timeline = Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q").add_audio(3.0, hum, "hum")
+    result = await play(session, timeline, tail_s=2.5)
+    lowered = first(log, "Duck", reason="a sound that may be speech")
+    assert lowered["gain"] == pytest.approx(0.3)
+    hum_at = result.start_time + 3.0
+    assert 0 <= lowered["time"] - hum_at < 0.1  # the first frame of the sound
+    back = first(log, "Resume", reason="no speech followed the sound")
+    assert back["time"] - lowered["time"] == pytest.approx(0.3, abs=0.07)
+    assert not log.of_kind("SpeechStarted")[1:] and not log.of_kind("Interrupt")
+    # lowered, not silent, while the sound played; full voice again afterwards
+    levels = [float(np.sqrt(np.mean(result.speaker[int(a * 16000):int(b * 16000)] ** 2)))
+              for a, b in ((2.0, 2.9), (3.1, 3.25), (3.6, 4.0))]
+    assert levels[1] == pytest.approx(0.3 * levels[0], rel=0.25) and levels[2] == pytest.approx(levels[0], rel=0.25)
+
+
+async def test_speech_onset_is_first_heard_as_a_level_rise_then_confirmed():
+    session, log = make_session(ScriptedLLM(extra_words=40))
+    timeline = (Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q1")
+                .add_audio(3.0, tone_speech(JOKE, 1.0), "q2"))
+    result = await play(session, timeline, tail_s=2.0)
+    ducks = [d for d in log.of_kind("Duck") if d["time"] > result.start_time + 2.9]
+    assert [d["gain"] for d in ducks] == [pytest.approx(0.3), 0.0]  # lowered at the rise, paused at the onset
+    assert not log.of_kind("Resume")  # the lowering was confirmed, not undone
+    assert first(log, "TurnStarted", turn_id=2)["question"] == "Tell me a joke please."
 
 
 async def test_pause_in_mid_sentence_does_not_take_the_floor():
@@ -287,3 +317,13 @@ def test_event_log_writes_json_lines(tmp_path):
 
     record = json.loads(path.read_text().strip())
     assert record == {"kind": "Interrupt", "time": 1.2346, "turn_id": 3, "reason": "user query", "played_s": 0.0}
+
+
+def test_level_rise_follows_the_floor():
+    rise = LevelRise(0.032, rise_db=15.0, min_dbfs=-50.0)
+    assert not any(rise.push(-70.0) for _ in range(30))  # a quiet room
+    assert rise.push(-45.0)  # 25 dB above the floor and above the minimum
+    assert not rise.push(-58.0)  # above the floor, but quieter than the minimum
+    steady = [rise.push(-40.0) for _ in range(50)]  # a fan switched on: a rise at first, then the new floor
+    assert steady[0] and not any(steady[-10:])  # the floor catches up within ~1.2 s
+    assert rise.push(-20.0)  # speech over the fan

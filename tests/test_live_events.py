@@ -30,6 +30,8 @@ def test_latencies_labels_roles_and_what_is_left_out():
     assert messages[0]["latency_ms"] == 750
     assert messages[1] == {"type": "workers", "time": 2.25, "workers": {"A": "answering", "B": "listening"}}
     assert len(live.messages(PlaybackStarted(time=2.3, turn_id=1))) == 1  # roles unchanged: no second message
+    lowered = live.messages(Duck(time=2.95, turn_id=1, reason="a sound that may be speech", gain=0.3))
+    assert "after_onset_ms" not in lowered[0]
     live.messages(SpeechStarted(time=3.1, onset=3.0, segment_id=2))
     assert live.messages(Duck(time=3.12, turn_id=1, reason="onset"))[0]["after_onset_ms"] == 120
     assert "after_onset_ms" not in live.messages(Duck(time=4.0, turn_id=1, reason="again"))[0]

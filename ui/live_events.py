@@ -40,7 +40,8 @@ class LiveEvents:
             self._turn_from[event.turn_id] = event.from_time
         elif isinstance(event, PlaybackStarted) and event.turn_id in self._turn_from:
             record["latency_ms"] = round(1000 * (event.time - self._turn_from.pop(event.turn_id)))
-        elif isinstance(event, Duck) and self._last_onset is not None:  # the voice pausing for the user's onset
+        elif isinstance(event, Duck) and event.gain == 0.0 and self._last_onset is not None:
+            # the voice pausing for the user's onset (a lowering at a mere level rise precedes the onset)
             record["after_onset_ms"] = round(1000 * (event.time - self._last_onset))
             self._last_onset = None
         out = [record]

@@ -39,6 +39,8 @@ def format_message(message: dict[str, Any], start_time: float = 0.0) -> str | No
         latency = f" ({message['latency_ms']} ms after you stopped)" if "latency_ms" in message else ""
         return f"{at} assistant ● speaking{latency}"
     if kind == "Duck":
+        if message.get("gain"):
+            return f"{at} assistant lowers its voice: {message['reason']}"
         return f"{at} assistant paused: {message['reason']}"
     if kind == "Resume":
         return f"{at} assistant goes on: {message['reason']}"
