@@ -33,6 +33,9 @@ class DuplexOptions:
     interim_decision_s: float = 1.0  # decide on a long segment before it ends, every this many seconds
     echo_share_threshold: float = 0.6  # a mic frame this much explained by the recent output is own-voice echo
     # Answers
+    # The first clause may end before a phrase starter ("The capital of France | is Paris.") once it has this
+    # many words: the voice starts a sentence sooner, at a small cost to that sentence's intonation (None: off)
+    first_phrase_words: int | None = 4
     tts_lookahead_s: float = 2.5  # synthesise at most this far ahead of what is playing
     history_token_budget: int = 1500
     llm_stall_s: float = 15.0  # no token for this long: the worker is declared hung and restarted

@@ -130,7 +130,8 @@ class DuplexSession:
             raise ValueError("a duplex session takes one WorkerModels (shared) or a pair (one per worker)")
         generation = generation or GenerationOptions()
         self.workers = [Worker(name, m, self.bus, self.clock, self.output, generation, self.options.llm_stall_s,
-                               self.options.tts_lookahead_s) for name, m in zip("AB", pair)]
+                               self.options.tts_lookahead_s, self.options.first_phrase_words)
+                        for name, m in zip("AB", pair)]
         self.listener: Worker = self.workers[0]
         self.speaker: Worker | None = None
         self._turn: _OpenTurn | None = None

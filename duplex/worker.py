@@ -42,13 +42,15 @@ class WorkerStalled(RuntimeError):
 
 class Worker:
     def __init__(self, name: str, models: WorkerModels, bus: EventBus, clock: Clock, output: PlaybackBuffer,
-                 generation: GenerationOptions, stall_seconds: float, tts_lookahead_s: float = 2.5) -> None:
+                 generation: GenerationOptions, stall_seconds: float, tts_lookahead_s: float = 2.5,
+                 first_phrase_words: int | None = None) -> None:
         self.name = name
         self.models = models
         self.bus, self.clock, self.output = bus, clock, output
         self.generation = generation
         self.stall_seconds = stall_seconds
         self.tts_lookahead_s = tts_lookahead_s
+        self.first_phrase_words = first_phrase_words
         self._executor = self._new_executor()
         self.answer_task: asyncio.Task | None = None
         self.answer_text = ""
@@ -93,7 +95,7 @@ class Worker:
     async def _answer(self, turn_id: int, messages: list[ChatMessage], cancel: threading.Event) -> str:
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak_clauses(turn_id, clauses, cancel))
-        chunker = ClauseChunker()
+        chunker = ClauseChunker(first_phrase_words=self.first_phrase_words)
         try:
             tokens = iterate_in_thread(
                 lambda: self.models.language_model.stream_chat(messages, self.generation, cancel),

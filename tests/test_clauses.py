@@ -19,3 +19,15 @@ def test_text_without_punctuation_is_cut_at_the_word_limit():
     clauses = list(iter_clauses([words], max_words=30))
     assert [len(c.split()) for c in clauses] == [30, 30, 10]
     assert " ".join(clauses) == words
+
+
+def test_the_first_clause_may_end_at_a_phrase_boundary():
+    chunker = ClauseChunker(first_phrase_words=4)
+    assert chunker.push("The capital of France is") == []  # "is" may still be "island"
+    assert chunker.push(" Paris") == ["The capital of France"]
+    assert chunker.push(". The city is on the Seine and") == ["is Paris."]  # later clauses: sentences only
+    assert chunker.flush() == ["The city is on the Seine and"]
+    # too early in the sentence, or a sentence that ends first: no phrase cut
+    assert list(iter_clauses(["The sky ", "is blue. ", "It is"], first_phrase_words=4)) == ["The sky is blue.", "It is"]
+    assert list(iter_clauses(["Once upon a time, ", "a dragon lived."], first_phrase_words=4)) == [
+        "Once upon a time,", "a dragon lived."]
