@@ -81,8 +81,11 @@ class Bench:
         self.quick_confirm_s = self.config.duplex.quick_duck_confirm_s
         self.needless_lowerings = 0
 
-    def say(self, text: str) -> AudioFrame:
-        if text not in self.cache:
+    def say(self, text: str, fresh: bool = False) -> AudioFrame:
+        """Piper renders a line differently every time; ``fresh`` takes a new rendering instead of the cached
+        one, so that one unlucky rendering of a backchannel ("Mm-hmm" heard as "in a month") is not
+        counted over and over."""
+        if fresh or text not in self.cache:
             chunks = list(self.stack.synthesizer.synthesize(text))
             self.cache[text] = AudioFrame.concatenate(chunks).convert(sample_rate=16000)
         return self.cache[text]
@@ -156,7 +159,8 @@ class Bench:
                     timeline.add_audio(at, piece, "noise", gain=0.1 / level)
                     placed.append(("noise", at))
                 else:
-                    timeline.add_audio(at, self.say(BACKCHANNELS[(i + k) % len(BACKCHANNELS)]), "backchannel")
+                    timeline.add_audio(at, self.say(BACKCHANNELS[(i + k) % len(BACKCHANNELS)], fresh=True),
+                                       "backchannel")
                     placed.append(("backchannel", at))
             log = await self.run(timeline, tail_s=3.0 if not echo else 12.0, max_tokens=120,
                                  echo_gain=0.5 if echo else 0.0)

@@ -15,6 +15,11 @@ class DuplexOptions:
     # End of the user's turn: a short silence ends a segment whose transcript reads as complete; an
     # unfinished one ("I want to book... um...") waits for the long silence before the assistant takes the floor.
     short_silence_s: float = 0.25
+    # The transcription and state decision start this far into a pause, before it is known to last: they are
+    # the slow steps before an answer. 0.064 answered ~60 ms sooner (2026-11-22) but the shorter trailing
+    # silence moved the state head's inputs off what it was trained on ("Mm-hmm" heard as "in a mom.": P 0.19
+    # at 0.128, 0.77 at 0.064): a change here wants the head retrained (benchmarks/state_decision.py).
+    speculate_after_s: float = 0.128
     long_silence_s: float = 1.2
     max_segment_s: float = 20.0
     min_segment_s: float = 0.2  # shorter bursts (a click, a tap) are not segments

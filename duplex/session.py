@@ -145,7 +145,8 @@ class DuplexSession:
         opts = self.options
         self._frame_s = self.vad.frame_samples / VAD_SAMPLE_RATE
         self._segmenter = SpeechSegmenter(self._frame_s, opts.vad_start_threshold, opts.vad_end_threshold,
-                                          opts.vad_start_frames, opts.short_silence_s)
+                                          opts.vad_start_frames, opts.short_silence_s,
+                                          max(1, round(opts.speculate_after_s / self._frame_s)))
         self._level_rise = LevelRise(self._frame_s, opts.quick_duck_rise_db, opts.quick_duck_min_dbfs)
         self._lowered_at: float | None = None  # when a level rise lowered the voice, until confirmed or undone
         self._quick_duck_after = 0.0
