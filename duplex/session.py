@@ -147,10 +147,10 @@ class DuplexSession:
         self._segmenter = SpeechSegmenter(self._frame_s, opts.vad_start_threshold, opts.vad_end_threshold,
                                           opts.vad_start_frames, opts.short_silence_s,
                                           max(1, round(opts.speculate_after_s / self._frame_s)))
-        self._level_rise = LevelRise(self._frame_s, opts.quick_duck_rise_db, opts.quick_duck_min_dbfs)
+        self._level_rise = LevelRise(self._frame_s, opts.quick_duck_rise_db, opts.quick_duck_min_dbfs,
+                                     frames=opts.quick_duck_frames)
         self._lowered_at: float | None = None  # when a level rise lowered the voice, until confirmed or undone
         self._quick_duck_after = 0.0
-        self._rising_frames = 0
         self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, int(opts.pre_roll_s / self._frame_s)))
         self._pending = np.zeros(0, dtype=np.int16)
         self._resamplers: dict[int, StreamResampler] = {}
@@ -264,7 +264,8 @@ class DuplexSession:
             probability = self.vad.speech_probability(chunk)
             level = rms_dbfs(chunk)
             voiced, share, echo = probability >= self.options.vad_end_threshold, None, False
-            if reference.level > 1e-6 and (voiced or level >= self.options.quick_duck_min_dbfs):
+            loud = self.options.quick_duck_gain is not None and level >= self.options.quick_duck_min_dbfs
+            if reference.level > 1e-6 and (voiced or loud):
                 explained = echo_share(chunk, reference.recent())
                 echo = explained >= self.options.echo_share_threshold
                 if echo:
@@ -277,10 +278,7 @@ class DuplexSession:
         samples, probability, share = scored.samples, scored.probability, scored.echo_share
         frame_time = self._stream_time
         self._stream_time += self._frame_s
-        # the echo's own level counts towards the floor: the user must be heard over it
-        rose = self._level_rise.push(scored.level_dbfs) and not scored.echo
-        self._rising_frames = self._rising_frames + 1 if rose else 0
-        self._quick_duck(frame_time, self._rising_frames >= self.options.quick_duck_frames)
+        self._quick_duck(frame_time, self._level_rise.push(scored.level_dbfs, eligible=not scored.echo))
         segment = self._segment
         if segment is not None:
             segment.audio.append(samples)
@@ -318,6 +316,9 @@ class DuplexSession:
             segment.interim_running, segment.interim_at = True, length
             self._spawn(self._interim(segment))
 
+    def _current_turn_id(self) -> int:
+        return self._turn.turn_id if self._turn else -1
+
     def _quick_duck(self, frame_time: float, level_rose: bool) -> None:
         """Lower the voice at the first hint of speech (a level rise); undo it if no onset follows."""
         gain = self.options.quick_duck_gain
@@ -330,14 +331,14 @@ class DuplexSession:
             elif frame_time - self._lowered_at >= self.options.quick_duck_confirm_s:
                 self._lowered_at, self._quick_duck_after = None, frame_time + self.options.quick_duck_holdoff_s
                 self.output.resume()
-                self.bus.publish(Resume(time=self.clock.now(), turn_id=self._turn.turn_id if self._turn else -1,
+                self.bus.publish(Resume(time=self.clock.now(), turn_id=self._current_turn_id(),
                                         reason="no speech followed the sound"))
             return
         if (level_rose and self._segment is None and frame_time >= self._quick_duck_after
                 and self.output.speaking and not self.output.ducked):
             self._lowered_at = frame_time
             self.output.lower(gain)
-            self.bus.publish(Duck(time=self.clock.now(), turn_id=self._turn.turn_id if self._turn else -1,
+            self.bus.publish(Duck(time=self.clock.now(), turn_id=self._current_turn_id(),
                                   reason="a sound that may be speech", gain=gain))
 
     def _on_speech_start(self, onset: float) -> None:
@@ -361,7 +362,7 @@ class DuplexSession:
         self.bus.publish(SpeechStarted(time=now, onset=onset, segment_id=self._segment_counter))
         if assistant_busy and not self.output.ducked:
             self.output.duck()
-            self.bus.publish(Duck(time=self.clock.now(), turn_id=self._turn.turn_id if self._turn else -1,
+            self.bus.publish(Duck(time=self.clock.now(), turn_id=self._current_turn_id(),
                                   reason="user speech onset"))
 
     async def _on_pause(self, segment: _Segment, pause_at: float) -> None:
@@ -535,7 +536,7 @@ class DuplexSession:
     def _resume_output(self, reason: str) -> None:
         if self.output.ducked:
             self.output.resume()
-            self.bus.publish(Resume(time=self.clock.now(), turn_id=self._turn.turn_id if self._turn else -1,
+            self.bus.publish(Resume(time=self.clock.now(), turn_id=self._current_turn_id(),
                                     reason=reason))
 
     def _interrupt_turn(self, reason: str) -> None:

@@ -86,17 +86,16 @@ REPLIES = frozenset([
 REQUEST_OPENING = re.compile(r"^(i want to|i wanna|i would like|i'd like|id like|i need you to|i need to know|"
                              r"can you|could you|would you|will you|please|help me|let me know|remind me)\b")
 
-# one-word/two-word controls that always address the assistant (a barge-in "stop" must never be ignored)
-CONTROL_COMMANDS = frozenset([
-    "stop", "stop it", "stop talking", "stop please", "please stop", "pause", "cancel", "be quiet", "quiet",
-    "shut up", "never mind", "nevermind", "that's enough", "thats enough", "enough", "skip", "next", "louder",
-    "quieter", "volume up", "volume down", "repeat", "repeat that", "say that again", "go on", "continue",
-])
-# The controls among them that ask only for silence: they stop the answer and start no new one (answering
-# "Stop." would be talking again; a question said right after it is its own turn).
+# The controls that ask only for silence: they stop the answer and start no new one (answering "Stop."
+# would be talking again; a question said right after it is its own turn).
 SILENCE_COMMANDS = frozenset([
     "stop", "stop it", "stop talking", "stop please", "please stop", "pause", "cancel", "be quiet", "quiet",
     "shut up", "never mind", "nevermind", "that's enough", "thats enough", "enough",
+])
+# one-word/two-word controls that always address the assistant (a barge-in "stop" must never be ignored)
+CONTROL_COMMANDS = SILENCE_COMMANDS | frozenset([
+    "skip", "next", "louder", "quieter", "volume up", "volume down", "repeat", "repeat that", "say that again",
+    "go on", "continue",
 ])
 VOCATIVES = frozenset(
     "honey mom mommy mum dad daddy babe baby sweetie sweetheart darling dear guys kids buddy dude man "

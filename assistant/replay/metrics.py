@@ -140,6 +140,14 @@ def measure(items: list[PlacedItem], records: list[dict], start_time: float, spe
         k = int(t / BLOCK_S)
         return bool(active[max(0, k - 25):k + 1].any())  # audible within the last half second
 
+    def record_stop(item: PlacedItem, window_end: float) -> None:
+        """How long the voice went on over an interruption (or that it never stopped)."""
+        stopped = stop_time(active, item.onset_s, window_end)
+        if stopped is None or stopped > item.end_s + REACTION_WINDOW_S:
+            result.interrupt_not_stopped += 1
+        else:
+            result.interrupt_stops_s.append(stopped - item.onset_s)
+
     for item in ordered:
         window_end = next_user_onset(item)
         if item.role in ("query", "typed") or (item.role == "interruption" and not speaking_at(item.onset_s)):
@@ -150,11 +158,7 @@ def measure(items: list[PlacedItem], records: list[dict], start_time: float, spe
             if answers:
                 result.turn_latencies_s.append(answers[0] - item.end_s)
         elif item.role == "stop":  # "Stop.": the voice must stop, and nothing may answer it
-            stopped = stop_time(active, item.onset_s, window_end)
-            if stopped is None or stopped > item.end_s + REACTION_WINDOW_S:
-                result.interrupt_not_stopped += 1
-            else:
-                result.interrupt_stops_s.append(stopped - item.onset_s)
+            record_stop(item, window_end)
             result.stops_answered += bool(log.turns_in(item.onset_s, window_end))
         elif item.role == "interruption":
             cut = log.interrupts_in(item.onset_s, window_end)
@@ -162,11 +166,7 @@ def measure(items: list[PlacedItem], records: list[dict], start_time: float, spe
             result.interrupt_takeovers.append(bool(cut) and bool(answers))
             if cut and answers:
                 result.interrupt_latencies_s.append(answers[0] - item.end_s)
-            stopped = stop_time(active, item.onset_s, window_end)
-            if stopped is None or stopped > item.end_s + REACTION_WINDOW_S:
-                result.interrupt_not_stopped += 1
-            else:
-                result.interrupt_stops_s.append(stopped - item.onset_s)
+            record_stop(item, window_end)
         elif item.role == "before_pause":
             resumed = window_end
             took = log.turns_in(item.end_s, resumed + PAUSE_MARGIN_S)
