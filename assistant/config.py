@@ -86,8 +86,8 @@ class AssistantConfig:
     max_question_seconds: float = 120.0
     separate_worker_models: bool = False  # load a second copy of every model, one per worker (two GPUs)
     state_embedder: str = "auto"  # LLM hidden state for the query/noise head: auto, smollm2 or none
-    # P(query) needed to interrupt the assistant. Lower than the trained 0.8: in the real-time benchmark
-    # 0.8 let 3 of 10 spoken barge-ins through as "not a query", 0.6 let misheard noise and echo
+    # P(query) needed to interrupt the assistant, set apart from the trained value (0.75-0.8): in the real-time
+    # benchmark 0.8 let 3 of 10 spoken barge-ins through as "not a query", 0.6 let misheard noise and echo
     # fragments interrupt (docs/state-decision.md has the sweep; docs/benchmarks.md the runs).
     state_speaking_threshold: float = 0.7
 

@@ -16,10 +16,9 @@ class DuplexOptions:
     # unfinished one ("I want to book... um...") waits for the long silence before the assistant takes the floor.
     short_silence_s: float = 0.25
     # The transcription and state decision start this far into a pause, before it is known to last: they are
-    # the slow steps before an answer. 0.064 answered ~60 ms sooner (2026-11-22) but the shorter trailing
-    # silence moved the state head's inputs off what it was trained on ("Mm-hmm" heard as "in a mom.": P 0.19
-    # at 0.128, 0.77 at 0.064): a change here wants the head retrained (benchmarks/state_decision.py).
-    speculate_after_s: float = 0.128
+    # the slow steps before an answer. The state head is trained on segments cut at this point (and whole), so
+    # a change here wants it retrained: benchmarks/state_decision.py --speculate-after.
+    speculate_after_s: float = 0.064
     long_silence_s: float = 1.2
     max_segment_s: float = 20.0
     min_segment_s: float = 0.2  # shorter bursts (a click, a tap) are not segments

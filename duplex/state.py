@@ -25,6 +25,7 @@ the embedder it is given and falls back to features only when none is given or i
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import warnings
@@ -405,6 +406,12 @@ class LearnedStateDecider:
                               f"(trained for {wanted!r}); deciding on features only", stacklevel=2)
         self.variant = "features+embedding" if self.embedder is not None else "features"
         self.head = LogisticHead.from_json(variant["head"])
+        # The embedding costs an LLM pass on the way to every answer; where the features-only head is this
+        # sure, its verdict stands without it (bounds chosen by the benchmark; absent: always embed).
+        self.features_head = LogisticHead.from_json(data["variants"]["features"]["head"])
+        sure = variant.get("features_sure") or {}
+        self.sure_query = float(sure.get("query", math.inf))
+        self.sure_ignore = float(sure.get("ignore", -math.inf))
         self.threshold = float(threshold if threshold is not None else variant["threshold"])
         self.speaking_threshold = float(speaking_threshold if speaking_threshold is not None
                                         else variant["speaking_threshold"])
@@ -419,12 +426,22 @@ class LearnedStateDecider:
         self.last_cost_ms = 0.0
 
     def query_probability(self, evidence: SegmentEvidence, features: SegmentFeatures | None = None) -> float:
+        """P(query) from the full head (with the embedding when there is one)."""
         features = features or segment_features(evidence)
         row = features.values
         if self.embedder is not None:
             vector = np.asarray(self.embedder.embed(features.text), dtype=np.float64).reshape(-1)
             row = np.concatenate([row, vector])
         return float(self.head.probability(row[None, :])[0])
+
+    def _probability(self, evidence: SegmentEvidence, features: SegmentFeatures, limit: float) -> tuple[float, str]:
+        """P(query) and the head that gave it: the features head alone when it is sure, else the full head."""
+        if self.embedder is None:
+            return float(self.head.probability(features.values[None, :])[0]), self.variant
+        quick = float(self.features_head.probability(features.values[None, :])[0])
+        if quick >= max(self.sure_query, limit) or quick <= self.sure_ignore:
+            return quick, "features, sure without the embedding"
+        return self.query_probability(evidence, features), self.variant
 
     def decide(self, evidence: SegmentEvidence) -> StateDecision:
         start = time.perf_counter()
@@ -439,18 +456,19 @@ class LearnedStateDecider:
                 # that the head may score as a query. Real barge-ins in the scenario library stay <= 0.33.
                 return StateDecision(StateToken.IGNORE, 0.0, f"own voice: {evidence.echo_share:.0%} of the voiced "
                                                              "audio is like the assistant's own output")
-            probability = self.query_probability(evidence, features)
-            if rule is not None:
-                return StateDecision(rule.token, max(probability, 0.5), rule.reason)
+            if rule is not None:  # a rule's QUERY: the probability is only reported, so the cheap head's will do
+                quick = float(self.features_head.probability(features.values[None, :])[0])
+                return StateDecision(rule.token, max(quick, 0.5), rule.reason)
             limit = self.speaking_threshold if evidence.assistant_speaking else self.threshold
             when = "while speaking" if evidence.assistant_speaking else "idle"
             if evidence.assistant_speaking and evidence.echo_share >= self.echo_like_share:
                 limit = max(limit, self.echo_like_threshold)
                 when = f"while speaking, {evidence.echo_share:.0%} of it like the assistant's own voice"
+            probability, head = self._probability(evidence, features, limit)
             token = StateToken.QUERY if probability >= limit else StateToken.IGNORE
             verdict = "query" if token == StateToken.QUERY else "not a query"
             return StateDecision(token, probability, f"{verdict}: P={probability:.2f} vs {limit:.2f} {when} "
-                                                     f"({self.variant})")
+                                                     f"({head})")
         finally:
             self.last_cost_ms = (time.perf_counter() - start) * 1000.0
 

@@ -48,4 +48,5 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], executor: 
     finally:
         stop.set()
         if not future.done():
-            future.add_done_callback(lambda f: f.exception())  # never "exception was never retrieved"
+            # never "exception was never retrieved"; a cancelled future has no exception to fetch (it would raise)
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())

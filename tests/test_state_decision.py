@@ -141,6 +141,61 @@ def test_learned_decider_on_hand_made_segments():
     assert rules.decide(evidence("Uh-huh.")).token == StateToken.IGNORE
 
 
+class CountingEmbedder:
+    """A stand-in for the LLM embedding: a fixed vector, and a count of the (expensive) calls."""
+
+    name = "counting-fake"
+    dimension = 4
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def embed(self, text: str) -> np.ndarray:
+        self.calls.append(text)
+        return np.zeros(self.dimension, dtype=np.float32)
+
+
+def model_with_fake_embedding(tmp_path, sure: dict | None):
+    """The shipped weights plus an embedding head for ``CountingEmbedder`` that only echoes the features
+    (zero weights on the embedding), and the given ``features_sure`` bounds."""
+    data = json.loads(DEFAULT_MODEL_PATH.read_text())
+    head = dict(data["variants"]["features"]["head"])
+    head["mean"] = list(head["mean"]) + [0.0] * CountingEmbedder.dimension
+    head["std"] = list(head["std"]) + [1.0] * CountingEmbedder.dimension
+    head["weights"] = list(head["weights"]) + [0.0] * CountingEmbedder.dimension
+    variant = {**data["variants"]["features"], "head": head, "embedder": CountingEmbedder.name}
+    if sure is not None:
+        variant["features_sure"] = sure
+    data["variants"]["features+embedding"] = variant
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_the_embedding_is_skipped_where_the_features_head_is_sure(tmp_path):
+    question = evidence("What time is it in Tokyo?")
+    p_features = LearnedStateDecider().decide(question).query_probability  # the features-only head's P
+    assert p_features > 0.5
+    embedder = CountingEmbedder()
+    sure = {"query": p_features - 0.01, "ignore": 0.01}
+    decider = LearnedStateDecider(embedder, model_path=model_with_fake_embedding(tmp_path, sure))
+    assert decider.variant == "features+embedding"
+    clear = decider.decide(question)
+    assert clear.token == StateToken.QUERY and clear.query_probability == pytest.approx(p_features), clear
+    assert "sure without the embedding" in clear.reason and embedder.calls == []
+    # a rule's query ("Stop.") needs no head at all
+    assert decider.decide(evidence("Stop.")).token == StateToken.QUERY and embedder.calls == []
+    # in between the bounds, the full head runs (its embedding weights are zero here, so the same P)
+    middle = LearnedStateDecider(embedder, model_path=model_with_fake_embedding(tmp_path, {"query": 1.01, "ignore": -0.01}))
+    again = middle.decide(question)
+    assert embedder.calls == ["What time is it in Tokyo?"] and "sure" not in again.reason
+    assert again.query_probability == pytest.approx(clear.query_probability)
+    # weights without bounds (an older model file): always the full head
+    older = LearnedStateDecider(embedder, model_path=model_with_fake_embedding(tmp_path, None))
+    older.decide(evidence("What time is it in Tokyo?"))
+    assert len(embedder.calls) == 2
+
+
 def test_segments_that_sound_like_the_assistant_need_more_certainty_to_interrupt():
     from dataclasses import replace
 

@@ -400,7 +400,11 @@ class ReplayRunner:
 
         speech = self.sources.say("Hello there, how are you?")
         transcript = self.models.stack.recognizer.transcribe(speech)
-        self.models.decider.decide(SegmentEvidence(speech, transcript, np.ones(len(speech) // 512, np.float32), False))
+        evidence = SegmentEvidence(speech, transcript, np.ones(len(speech) // 512, np.float32), False)
+        self.models.decider.decide(evidence)
+        full_head = getattr(self.models.decider, "query_probability", None)
+        if full_head is not None:  # decide() may skip the embedding when the features head is sure
+            full_head(evidence)
         self._warm = True
 
     def skip_reason(self, scenario: Scenario) -> str:
