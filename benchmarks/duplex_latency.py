@@ -200,7 +200,7 @@ async def main_async(args) -> None:
     print("| measure | value | target |\n|---|---|---|")
     print(f"| turn-taking: first answer audio after end of speech, p50 / p90 (n={len(turns)}) | "
           f"{percentile(turns, 50):.2f} s / {percentile(turns, 90):.2f} s | p50 < 0.7 s |")
-    print(f"| interrupt: voice paused after speech onset, p50 / p90 (n={len(stops)}) | "
+    print(f"| interrupt: voice lowered or paused after speech onset, p50 / p90 (n={len(stops)}) | "
           f"{1000 * percentile(stops, 50):.0f} ms / {1000 * percentile(stops, 90):.0f} ms | p90 < 150 ms |")
     print(f"| interrupt: voice paused (VAD onset confirmed), p50 / p90 (n={len(pauses)}) | "
           f"{1000 * percentile(pauses, 50):.0f} ms / {1000 * percentile(pauses, 90):.0f} ms | |")

@@ -86,6 +86,8 @@ REPLIES = frozenset([
 # Statements that are requests when nobody else is being talked to.
 REQUEST_OPENING = re.compile(r"^(i want to|i wanna|i would like|i'd like|id like|i need you to|i need to know|"
                              r"can you|could you|would you|will you|please|help me|let me know|remind me)\b")
+# whisper tiny.en often hears "I want to book..." as "I went to book...": "went to" + a request verb counts too
+MISHEARD_REQUEST_OPENING = re.compile(r"^i went to (\w+)\b")
 
 # The controls that ask only for silence: they stop the answer and start no new one (answering "Stop."
 # would be talking again; a question said right after it is its own turn).
@@ -272,7 +274,7 @@ def hard_rule(evidence: SegmentEvidence, features: SegmentFeatures, *, min_speec
         return RuleVerdict(StateToken.QUERY, f"reply to the assistant's question: {features.text!r}")
     if normalise(features.text) in CONTROL_COMMANDS:
         return RuleVerdict(StateToken.QUERY, f"control command: {features.text!r}")
-    if not evidence.assistant_speaking and features.word_count >= 5 and REQUEST_OPENING.match(normalise(features.text)):
+    if not evidence.assistant_speaking and features.word_count >= 5 and is_request_opening(normalise(features.text)):
         # Alone with the assistant, "I want to book a table" is a request to it, though phrased as a
         # statement (the trained head, which saw such statements as talk to others, says no).
         return RuleVerdict(StateToken.QUERY, f"request: {features.text!r}")
@@ -283,6 +285,14 @@ def hard_rule(evidence: SegmentEvidence, features: SegmentFeatures, *, min_speec
         # talk about, and the assistant silent, it is a question for the assistant.
         return RuleVerdict(StateToken.QUERY, f"question about what the camera shows: {features.text!r}")
     return None
+
+
+def is_request_opening(normalised: str) -> bool:
+    """ "I want to...", "Can you...", or whisper's "I went to book..." for "I want to book..."."""
+    if REQUEST_OPENING.match(normalised):
+        return True
+    misheard = MISHEARD_REQUEST_OPENING.match(normalised)
+    return misheard is not None and misheard.group(1) in IMPERATIVE_VERBS
 
 
 VISUAL_WORDS = frozenset(

@@ -123,6 +123,50 @@ def test_shipped_weights_are_small_and_load():
     assert (strict.threshold, strict.speaking_threshold) == (0.3, 0.9)
 
 
+def test_a_request_phrased_as_a_statement_is_a_query_only_when_the_assistant_is_idle():
+    for text in ("I want to book a table for two.", "Can you tell me a story?", "I went to book, a table for two."):
+        verdict = hard_rule(evidence(text), segment_features(evidence(text)))
+        assert verdict is not None and verdict.token == StateToken.QUERY and "request" in verdict.reason, text
+        speaking = evidence(text, speaking=True, assistant_text="The moon is far away.")
+        assert hard_rule(speaking, segment_features(speaking)) is None, text  # the head judges barge-ins
+    for text in ("I went to the store yesterday.", "I went to sleep at ten.", "I want to."):
+        verdict = hard_rule(evidence(text), segment_features(evidence(text)))
+        assert verdict is None or "request" not in verdict.reason, text
+
+
+def test_the_shipped_head_was_trained_on_the_sessions_cut():
+    """The head sees segments cut ``speculate_after_s`` into a pause; a new value wants it retrained."""
+    from duplex.options import DuplexOptions
+
+    data = json.loads(DEFAULT_MODEL_PATH.read_text())
+    assert data.get("speculate_after_s") == DuplexOptions().speculate_after_s, \
+        "retrain: benchmarks/state_decision.py (it cuts its segments where the session decides)"
+
+
+def test_the_benchmark_cuts_a_clip_where_the_session_decides():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "state_decision.py"
+    spec = importlib.util.spec_from_file_location("state_decision_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = benchmark  # its dataclasses look their module up there
+    spec.loader.exec_module(benchmark)
+    frame = 0.032
+    speech = [0.0] * 20 + [0.9] * 30 + [0.0] * 10  # onset confirmed at frame 22 (the third voiced frame)
+    start, end = benchmark.live_cut(np.array(speech), frame, 0.064)
+    assert start == 23 - 9  # the 0.3 s pre-roll holds nine 32 ms frames, the onset frame among them
+    assert end == 52  # two silent frames (64 ms) into the pause: frames 50 and 51
+    assert benchmark.live_cut(np.array(speech), frame, 0.128)[1] == 54
+    # a pause shorter than the end of a turn, then more speech: the cut follows the last pause
+    resumed = [0.0] * 20 + [0.9] * 20 + [0.0] * 3 + [0.9] * 10 + [0.0] * 10
+    assert benchmark.live_cut(np.array(resumed), frame, 0.064)[1] == 55
+    # speech to the clip's end: all of it
+    assert benchmark.live_cut(np.array([0.0] * 5 + [0.9] * 20), frame, 0.064) == (0, 25)
+    assert benchmark.live_cut(np.array([0.2] * 40), frame, 0.064) is None  # never a segment
+
+
 def test_learned_decider_on_hand_made_segments():
     decider = LearnedStateDecider()
     query = decider.decide(evidence("What time is it in Tokyo?"))
