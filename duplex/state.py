@@ -3,9 +3,11 @@
 VITA lets the LLM emit a state token as the first output token for every segment it hears. Here the same
 decision is a small logistic head trained on two kinds of evidence:
 
-- acoustic and text features of the segment (whisper's confidence, Silero's speech fraction, question
-  words, imperative openings, backchannels, overlap with what the assistant itself is saying, whether the
-  assistant has just asked something), computed by ``segment_features``;
+- acoustic and text features of the segment (whisper's confidence, the segment's length and speaking
+  rate, question words, imperative openings, backchannels, overlap with what the assistant itself is
+  saying, whether the assistant has just asked something), computed by ``segment_features``; Silero's
+  figures are computed too, for the hard rules, but trained out of the heads (they told the synthetic
+  training voices from the real recordings);
 - optionally the LLM's hidden state at the position where its first output token would be produced
   (``TextEmbedder``; SmolLM2 through llama.cpp in ``assistant.llm.embedding``). A linear head on that
   state is the "state token as the first output token" of VITA, learned instead of prompted: a zero-shot
@@ -15,7 +17,11 @@ Hard rules come first and always hold: an empty or noise-looking transcript with
 ignored, so is a transcript that is mostly the assistant's own current words (echo) and a pure
 backchannel ("uh-huh", "yeah", "I see"). Two rules say QUERY: a short yes/no reply right after the
 assistant asked a question (a reply, not a backchannel), and a bare control command ("stop", "pause",
-"never mind"), which a barge-in must never lose.
+"never mind"), which a barge-in must never lose; and with the assistant silent, a request phrased as a
+statement ("I want to book a table for two").
+
+Where the features head alone is sure (P beyond the ``features_sure`` bounds the benchmark picked), its
+verdict stands and the embedding's LLM pass, ~0.1 s on the way to every answer, is skipped.
 
 The trained weights ship in ``duplex/state_model.json`` (made by ``benchmarks/state_decision.py``), with
 one variant for features only and one for features + the embedding; the decider picks the one that fits
