@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import sys
@@ -45,6 +46,20 @@ LEAD_S = 1.0
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
+
+
+def server_turn_latency(log: Path | None) -> float | None:
+    """The newest call's own figure: first answer audio pulled by the voice track minus the end of the user's
+    speech as the session heard it (both on the server's clock). The browser figure minus this one is the
+    trip in and out: encoding, network, jitter buffers, decoding and the page's level detectors."""
+    if log is None:
+        return None
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    ends = [e["end"] for e in events if e["kind"] == "SpeechEnded"]
+    starts = [e["time"] for e in events if e["kind"] == "PlaybackStarted"]
+    if not ends or not starts:
+        return None
+    return next((t - ends[0] for t in starts if t > ends[0]), None)
 
 
 async def one_turn(server, say, question: str, workdir: Path, camera: bool) -> float | None:
@@ -100,15 +115,23 @@ async def main() -> None:
     def say(text: str) -> np.ndarray:
         return AudioFrame.concatenate(list(synthesizer.synthesize(text))).convert(sample_rate=16000).mono_float32()
 
-    server = ChatServer(models, ServerOptions(port=0))
-    await server.start()
-    latencies, stops, answers = [], [], []
+    latencies, server_side, stops, answers = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
+        log_dir = Path(tmp) / "calls"
+        log_dir.mkdir()
+        server = ChatServer(models, ServerOptions(port=0, event_log_dir=str(log_dir)))
+        await server.start()
         for k in range(args.runs):
+            before = set(log_dir.glob("call-*.jsonl"))
             latency = await one_turn(server, say, QUESTIONS[k % len(QUESTIONS)], Path(tmp), args.camera)
-            print(f"turn {k + 1}: voice-to-voice {latency if latency is None else round(latency, 3)} s", flush=True)
+            new_logs = sorted(set(log_dir.glob("call-*.jsonl")) - before)
+            own = server_turn_latency(new_logs[0] if len(new_logs) == 1 else None)
+            print(f"turn {k + 1}: voice-to-voice {latency if latency is None else round(latency, 3)} s "
+                  f"(server side {own if own is None else round(own, 3)} s)", flush=True)
             if latency is not None:
                 latencies.append(latency)
+            if own is not None:
+                server_side.append(own)
         for k in range(args.barge_ins):
             stop, answer = await one_barge_in(server, say, Path(tmp), args.camera)
             print(f"barge-in {k + 1}: old answer quiet after {stop} s, new answer after {answer} s", flush=True)
@@ -116,10 +139,12 @@ async def main() -> None:
                 stops.append(stop)
             if answer is not None:
                 answers.append(answer)
-    await server.stop()
+        await server.stop()
     print(f"\n{date.today()} {platform.node()} {os.cpu_count()} cores, camera {'on' if args.camera else 'off'}")
     print(f"voice-to-voice latency: p50 {percentile(latencies, 50):.2f} s, p90 {percentile(latencies, 90):.2f} s "
           f"({len(latencies)}/{args.runs} runs measured)")
+    print(f"of which the server side (end of speech heard -> first audio pulled by the track): "
+          f"p50 {percentile(server_side, 50):.2f} s, p90 {percentile(server_side, 90):.2f} s")
     print(f"barge-in stop seen by the browser: p50 {percentile(stops, 50):.3f} s, p90 {percentile(stops, 90):.3f} s "
           f"({len(stops)}/{args.barge_ins})")
     print(f"interrupting question answered after: p50 {percentile(answers, 50):.2f} s ({len(answers)}/{args.barge_ins})")
