@@ -421,29 +421,36 @@ def save_cache(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def extract(items: list[Item], data_dir: Path, cache_dir: Path, log, asr_backend: str) -> dict[str, Heard]:
-    cache_path = cache_dir / f"heard-{asr_backend}.pkl"
+def extract(items: list[Item], data_dir: Path, cache_dir: Path, log, asr_backend: str,
+            speculate_after_s: float | None = None) -> dict[str, Heard]:
+    """ASR + VAD of each clip, cached: the whole clip, or (``speculate_after_s`` given) the clip as the live
+    session hears it (``live_cut``). The live view makes the clip anew (Piper renders each line a little
+    differently) and runs its VAD again, so the cut and the transcript belong to one rendering."""
+    live = "" if speculate_after_s is None else f"-live{round(speculate_after_s * 1000)}ms"
+    cache_path = cache_dir / f"heard-{asr_backend}{live}.pkl"
     heard: dict[str, Heard] = load_cache(cache_path)
-    todo = {}
-    for item in items:
-        if item.audio.key not in heard:
-            todo[item.audio.key] = item.audio
+    todo = {item.audio.key: item.audio for item in items if item.audio.key not in heard}
     if todo:
         from audio.vad import SileroVad, frame_probabilities
 
         recognizer = make_recognizer(asr_backend)
         vad = SileroVad()
+        frame = vad.frame_samples
         maker = AudioMaker(data_dir)
-        log(f"extracting {len(todo)} segments (ASR + VAD), {len(heard)} cached")
+        what = "whole" if speculate_after_s is None else f"cut {speculate_after_s * 1000:.0f} ms into the pause"
+        log(f"extracting {len(todo)} segments ({what}: VAD + ASR), {len(heard)} cached")
         began = time.perf_counter()
         for n, (key, spec) in enumerate(todo.items(), 1):
             audio = maker.make(spec)
             t0 = time.perf_counter()
-            transcript = recognizer.transcribe(audio)
-            t1 = time.perf_counter()
             probabilities = frame_probabilities(vad, audio)
+            t1 = time.perf_counter()
+            if speculate_after_s is not None:
+                start, end = live_cut(probabilities, frame / SR, speculate_after_s) or (0, len(probabilities))
+                audio, probabilities = audio[start * frame:end * frame], probabilities[start:end]
+            transcript = recognizer.transcribe(audio)
             t2 = time.perf_counter()
-            heard[key] = Heard(transcript, probabilities, len(audio) / SR, (t1 - t0) * 1000, (t2 - t1) * 1000)
+            heard[key] = Heard(transcript, probabilities, len(audio) / SR, (t2 - t1) * 1000, (t1 - t0) * 1000)
             if n % 100 == 0 or n == len(todo):
                 save_cache(cache_path, heard)
                 log(f"  {n}/{len(todo)} in {time.perf_counter() - began:.0f} s")
@@ -477,40 +484,6 @@ def live_cut(probabilities: np.ndarray, frame_s: float, speculate_after_s: float
     if start is None:
         return None
     return start, end if end is not None else len(probabilities)
-
-
-def extract_live(items: list[Item], data_dir: Path, cache_dir: Path, log, asr_backend: str,
-                 speculate_after_s: float) -> dict[str, Heard]:
-    """Each clip as the live session hears it (``live_cut``). The clip is made anew (Piper renders each line
-    a little differently) and its VAD run again, so the cut and the transcript belong to one rendering."""
-    cache_path = cache_dir / f"heard-{asr_backend}-live{round(speculate_after_s * 1000)}ms.pkl"
-    heard: dict[str, Heard] = load_cache(cache_path)
-    todo = {item.audio.key: item.audio for item in items if item.audio.key not in heard}
-    if todo:
-        from audio.vad import SileroVad, frame_probabilities
-
-        recognizer = make_recognizer(asr_backend)
-        vad = SileroVad()
-        frame = vad.frame_samples
-        maker = AudioMaker(data_dir)
-        log(f"extracting {len(todo)} live-cut segments (VAD, cut at {speculate_after_s * 1000:.0f} ms into the "
-            f"pause, ASR), {len(heard)} cached")
-        began = time.perf_counter()
-        for n, (key, spec) in enumerate(todo.items(), 1):
-            audio = maker.make(spec)
-            t0 = time.perf_counter()
-            probabilities = frame_probabilities(vad, audio)
-            t1 = time.perf_counter()
-            cut = live_cut(probabilities, frame / SR, speculate_after_s) or (0, len(probabilities))
-            piece = audio[cut[0] * frame:cut[1] * frame]
-            transcript = recognizer.transcribe(piece)
-            t2 = time.perf_counter()
-            heard[key] = Heard(transcript, probabilities[cut[0]:cut[1]], len(piece) / SR, (t2 - t1) * 1000,
-                               (t1 - t0) * 1000)
-            if n % 100 == 0 or n == len(todo):
-                save_cache(cache_path, heard)
-                log(f"  {n}/{len(todo)} in {time.perf_counter() - began:.0f} s")
-    return heard
 
 
 def make_recognizer(asr_backend: str):
@@ -686,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = build_items(data_dir)
     log(f"{len(clips)} segments, {len({i.audio.key for i in clips})} distinct audio")
     heard_clip = extract(clips, data_dir, cache_dir, log, args.asr)
-    heard_live = extract_live(clips, data_dir, cache_dir, log, args.asr, args.speculate_after)
+    heard_live = extract(clips, data_dir, cache_dir, log, args.asr, args.speculate_after)
 
     # two views of every clip (see the module docstring); the head trains on both, the figures are the live view's
     items = clips + clips
@@ -784,9 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     vad_ms = np.array([heard_live[i.audio.key].vad_ms for i in clips])
     seconds = np.array([heard_live[i.audio.key].seconds for i in clips])
 
-    extract_minutes = sum(h.asr_ms + h.vad_ms for h in {**{"c" + k: v for k, v in heard_clip.items()},
-                                                          **{"l" + k: v for k, v in heard_live.items()}}.values()
-                          if h is not None) / 60000
+    extract_minutes = sum(h.asr_ms + h.vad_ms for view in (heard_clip, heard_live) for h in view.values()) / 60000
     clip_view = {name: metrics(y[~live], r["pred"][~live]) for name, r in results.items()}
     live_results = {name: {key: (value[live] if isinstance(value, np.ndarray) else value) for key, value in r.items()}
                     for name, r in results.items()}

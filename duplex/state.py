@@ -450,11 +450,14 @@ class LearnedStateDecider:
             row = np.concatenate([row, vector])
         return float(self.head.probability(row[None, :])[0])
 
+    def _features_probability(self, features: SegmentFeatures) -> float:
+        return float(self.features_head.probability(features.values[None, :])[0])
+
     def _probability(self, evidence: SegmentEvidence, features: SegmentFeatures, limit: float) -> tuple[float, str]:
         """P(query) and the head that gave it: the features head alone when it is sure, else the full head."""
-        if self.embedder is None:
-            return float(self.head.probability(features.values[None, :])[0]), self.variant
-        quick = float(self.features_head.probability(features.values[None, :])[0])
+        quick = self._features_probability(features)
+        if self.embedder is None:  # the full head is the features head
+            return quick, self.variant
         if quick >= max(self.sure_query, limit) or quick <= self.sure_ignore:
             return quick, "features, sure without the embedding"
         return self.query_probability(evidence, features), self.variant
@@ -473,8 +476,7 @@ class LearnedStateDecider:
                 return StateDecision(StateToken.IGNORE, 0.0, f"own voice: {evidence.echo_share:.0%} of the voiced "
                                                              "audio is like the assistant's own output")
             if rule is not None:  # a rule's QUERY: the probability is only reported, so the cheap head's will do
-                quick = float(self.features_head.probability(features.values[None, :])[0])
-                return StateDecision(rule.token, max(quick, 0.5), rule.reason)
+                return StateDecision(rule.token, max(self._features_probability(features), 0.5), rule.reason)
             limit = self.speaking_threshold if evidence.assistant_speaking else self.threshold
             when = "while speaking" if evidence.assistant_speaking else "idle"
             if evidence.assistant_speaking and evidence.echo_share >= self.echo_like_share:
