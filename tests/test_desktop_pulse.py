@@ -192,14 +192,18 @@ async def test_own_voice_on_open_speakers_does_not_interrupt(pulse, assistant_mo
     assert residual_s < 0.2 * echo_s
 
 
-def test_audio_server_gone_is_reported_recovered_and_then_a_clean_stop(pulse):
+def test_audio_server_gone_is_reported_recovered_and_then_a_clean_stop(pulse, tmp_path):
     """The audio server dies mid-session (as a device that is unplugged): the app says so and listens again
     once it is back; when it dies for good, the app stops by itself with a message and exit status 1.
 
     Run as a subprocess: PortAudio's thread for a stream on a dead server can spin and refuse to close;
-    the app then abandons it and exits with os._exit, which only a separate process can do safely."""
-    process = subprocess.Popen([sys.executable, "-m", "assistant.cli", "desktop", "--quiet"], cwd=REPO_ROOT,
-                               env=pulse.child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    the app then abandons it and exits with os._exit, which only a separate process can do safely. If the
+    app hangs, SIGABRT makes faulthandler print every thread's stack into the failure message."""
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "assistant.cli", "desktop", "--quiet"], cwd=REPO_ROOT,
+                                   env={**pulse.child_env(), "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
+                                   stderr=stderr, text=True)
     lines: list[str] = []
 
     def read_until(prefix: str, timeout_s: float) -> bool:
@@ -213,15 +217,28 @@ def test_audio_server_gone_is_reported_recovered_and_then_a_clean_stop(pulse):
                 return True
         return False
 
+    def what_happened() -> str:
+        if process.poll() is None:
+            process.send_signal(signal.SIGABRT)  # faulthandler: all threads' stacks to stderr
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        lines.extend(process.stdout.readlines())
+        return "".join(lines) + "\n--- stderr (last 6000 characters) ---\n" + stderr_path.read_text()[-6000:]
+
     try:
-        assert read_until("listening:", 90), "".join(lines)
+        assert read_until("listening:", 90), what_happened()
         pulse.kill()
-        assert read_until("audio device problem:", 15), "".join(lines)
+        assert read_until("audio device problem:", 15), what_happened()
         pulse.start()
-        assert read_until("audio device back", 30), "".join(lines)
+        assert read_until("audio device back", 30), what_happened()
         began = time.monotonic()
         pulse.kill()  # and this time it stays away
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the app did not exit within 60 s of the server dying for good:\n{what_happened()}")
         print(f"stopped {time.monotonic() - began:.1f} s after the server died for good")
         lines.extend(process.stdout.readlines())
     finally:

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ from ui.desktop_options import DesktopOptions
 from ui.sound_card import DeviceChoice, DeviceError, SoundCard, choose_devices
 from ui.terminal_view import TerminalView
 
+T = TypeVar("T")
 PUSH_BLOCK_S = 0.02  # the session's input queue is sized for 20 ms frames
 
 
@@ -42,7 +44,7 @@ class DesktopReport:
     overflows: int = 0
     underflows: int = 0
     longest_output_gap_s: float = 0.0
-    abandoned_streams: bool = False  # a stream that would not close: its driver thread may still be running
+    abandoned_streams: bool = False  # a stream or driver call given up on: its thread may still be running
     lines: list[str] = field(default_factory=list)
 
 
@@ -143,13 +145,12 @@ class DesktopApp:
 
     async def _reopen(self, stop: asyncio.Event, devices: DeviceChoice) -> bool:
         deadline = time.monotonic() + self.options.reopen_for_s
-        loop = asyncio.get_running_loop()
         last_error = ""
         while time.monotonic() < deadline and not stop.is_set():
             try:
                 # Re-list the devices (PortAudio lists them once) and open the same ones at the same rates.
-                card = await asyncio.wait_for(loop.run_in_executor(None, self._reopen_blocking, devices),
-                                              timeout=self.options.close_timeout_s + 5.0)
+                card = await self._device_call(self._reopen_blocking, devices, timeout_s=self.options.open_timeout_s,
+                                               discard=_close_in_background)
                 # A stream can open on a dead server and never deliver: trust it once audio flows.
                 await asyncio.sleep(min(1.0, self.options.stall_s))
                 problem = card.problem(self.options.stall_s / 2)
@@ -159,13 +160,60 @@ class DesktopApp:
                     self.say("audio device back: listening again")
                     return True
                 last_error = problem or "no audio flowing"
-                await loop.run_in_executor(None, card.close, self.options.close_timeout_s)
-            except (DeviceError, asyncio.TimeoutError) as error:
-                last_error = str(error) or type(error).__name__
+                await self._close(card)
+            except DeviceError as error:
+                last_error = str(error)
+            except asyncio.TimeoutError:
+                # PortAudio is not thread-safe: while that call is stuck in it, another one would race it.
+                last_error = f"the sound driver did not answer within {self.options.open_timeout_s:g} s"
+                break
             await asyncio.sleep(self.options.reopen_every_s)
         if last_error:
             self.say(f"reopening failed: {last_error}")
         return False
+
+    async def _device_call(self, work: Callable[..., T], *args, timeout_s: float,
+                           discard: Callable[[T], None] | None = None) -> T:
+        """Run a blocking sound-driver call off the loop; give up on it after ``timeout_s``.
+
+        A daemon thread, not the loop's default executor: ``asyncio.run`` joins the executor's threads on
+        the way out, so one call stuck in the driver (PortAudio on a vanished server can block) would hang
+        the app's exit. A call given up on marks the report, and the app then leaves with ``os._exit``; what
+        it returns after all goes to ``discard`` (a sound card opened too late is closed, not left playing)."""
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future = loop.create_future()
+
+        def settle(value, error: BaseException | None) -> None:
+            if result.done():
+                return
+            if error is not None:
+                result.set_exception(error)
+            else:
+                result.set_result(value)
+
+        def call() -> None:
+            value, failure = None, None
+            try:
+                value = work(*args)
+            except BaseException as error:  # handed to the awaiting task
+                failure = error
+            try:
+                loop.call_soon_threadsafe(settle, value, failure)
+            except RuntimeError:  # the loop closed while the driver was stuck: nobody waits any more
+                pass
+
+        threading.Thread(target=call, name="sound-driver-call", daemon=True).start()
+        try:
+            return await asyncio.wait_for(asyncio.shield(result), timeout_s)
+        except asyncio.TimeoutError:
+            self.report.abandoned_streams = True
+
+            def late(future: asyncio.Future) -> None:
+                if future.exception() is None and discard is not None:  # a late error is not news
+                    discard(future.result())
+
+            result.add_done_callback(late)
+            raise
 
     def _reopen_blocking(self, devices: DeviceChoice) -> SoundCard:
         from ui.sound_card import _sd
@@ -193,12 +241,17 @@ class DesktopApp:
         if card is None:
             return
         self._keep_stats(card)
-        loop = asyncio.get_running_loop()
-        closed = await loop.run_in_executor(None, card.close, self.options.close_timeout_s)
+        await self._close(card)
+
+    async def _close(self, card: SoundCard) -> None:
+        timeout_s = self.options.close_timeout_s
+        try:
+            closed = await self._device_call(card.close, timeout_s, timeout_s=timeout_s + 1.0)
+        except asyncio.TimeoutError:
+            closed = False
         if not closed:
             self.report.abandoned_streams = True
-            self.say(f"warning: the sound card did not close within {self.options.close_timeout_s:.0f} s; "
-                     "abandoned it")
+            self.say(f"warning: the sound card did not close within {timeout_s:g} s; abandoned it")
 
     async def _shutdown(self, view_task: asyncio.Task) -> None:
         await self._close_card()
@@ -214,6 +267,10 @@ class DesktopApp:
             self.say(f"sound card: {self.report.underflows} output underruns, {self.report.overflows} input "
                      f"overruns, callbacks up to {1000 * self.report.longest_output_gap_s:.0f} ms apart (a busy CPU)")
         self.say("stopped: sound devices closed")
+
+
+def _close_in_background(card: SoundCard) -> None:
+    threading.Thread(target=card.close, name="sound-card-late-close", daemon=True).start()
 
 
 def list_devices() -> str:

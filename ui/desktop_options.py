@@ -25,6 +25,7 @@ class DesktopOptions:
     reopen_for_s: float = 10.0  # after a device went away, keep trying to reopen it this long, then stop
     reopen_every_s: float = 1.0
     close_timeout_s: float = 3.0  # a stream that does not close in this time is abandoned (never a hang)
+    open_timeout_s: float = 8.0  # re-listing and reopening the devices; a driver stuck longer is abandoned
     show_workers: bool = False  # also print the two workers' roles whenever they change
 
 
