@@ -819,7 +819,8 @@ def render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds,
              "a short yes/no reply right after an assistant question -> QUERY; a bare control command (\"stop\", "
              "\"pause\", \"never mind\") -> QUERY; with the assistant silent, 5+ words opening as a request "
              "(\"I want to\", \"can you\", or tiny.en's \"I went to book\" for \"I want to book\") -> QUERY; "
-             "a pure backchannel/filler -> IGNORE;",
+             "with the assistant silent, a bare greeting to nobody named (\"Hello.\", \"Hi there, how are you?\"; "
+             "no segment of this set is one) -> QUERY; a pure backchannel/filler -> IGNORE;",
              f"2. otherwise a logistic head (numpy, L2, Newton) on {len(FEATURE_NAMES)} features "
              f"({', '.join(FEATURE_NAMES)}), optionally concatenated with SmolLM2-135M's hidden state at the "
              "first assistant position of a ChatML prompt (llama.cpp, LAST pooling, 576 dims; VITA's "

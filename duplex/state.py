@@ -94,6 +94,10 @@ REQUEST_OPENING = re.compile(r"^(i want to|i wanna|i would like|i'd like|id like
                              r"can you|could you|would you|will you|please|help me|let me know|remind me)\b")
 # whisper tiny.en often hears "I want to book..." as "I went to book...": "went to" + a request verb counts too
 MISHEARD_REQUEST_OPENING = re.compile(r"^i went to (\w+)\b")
+# The whole utterance greets nobody by name: "Hello.", "Hi there, how are you?", "Good morning." Said to a
+# silent assistant it opens a conversation ("Hey Mike, how's it going?" names someone else: the head decides).
+GREETING = re.compile(r"^(?=.)((hi|hello|hey|hiya|howdy|good (morning|afternoon|evening))( there| assistant| again)?)?"
+                      r"( ?(how are you( doing)?( today)?|how's it going|hows it going|how are things))?$")
 
 # The controls that ask only for silence: they stop the answer and start no new one (answering "Stop."
 # would be talking again; a question said right after it is its own turn).
@@ -284,6 +288,8 @@ def hard_rule(evidence: SegmentEvidence, features: SegmentFeatures, *, min_speec
         # Alone with the assistant, "I want to book a table" is a request to it, though phrased as a
         # statement (the trained head, which saw such statements as talk to others, says no).
         return RuleVerdict(StateToken.QUERY, f"request: {features.text!r}")
+    if not evidence.assistant_speaking and GREETING.match(normalise(features.text)):
+        return RuleVerdict(StateToken.QUERY, f"greeting: {features.text!r}")
     if features["backchannel"] or features["filler_only"]:
         return RuleVerdict(StateToken.IGNORE, f"backchannel: {features.text!r}")
     if not evidence.assistant_speaking and asks_about_the_view(evidence, features):

@@ -134,6 +134,19 @@ def test_a_request_phrased_as_a_statement_is_a_query_only_when_the_assistant_is_
         assert verdict is None or "request" not in verdict.reason, text
 
 
+def test_a_greeting_to_nobody_named_opens_a_conversation_with_the_silent_assistant():
+    for text in ("Hello.", "Hi there, how are you?", "Good morning!", "Hey, how's it going?", "How are you doing?"):
+        verdict = hard_rule(evidence(text), segment_features(evidence(text)))
+        assert verdict is not None and verdict.token == StateToken.QUERY and "greeting" in verdict.reason, text
+        speaking = evidence(text, speaking=True, assistant_text="The moon is far away.")
+        verdict = hard_rule(speaking, segment_features(speaking))
+        assert verdict is None or "greeting" not in verdict.reason, text  # a barge-in is the head's to judge
+    for text in ("Hey Mike, how's it going?", "Hi John.", "Hello everyone.", "Hello, is anyone home?",
+                 "Hey assistant, what's the temperature outside?"):
+        verdict = hard_rule(evidence(text), segment_features(evidence(text)))
+        assert verdict is None or "greeting" not in verdict.reason, text
+
+
 def test_the_shipped_head_was_trained_on_the_sessions_cut():
     """The head sees segments cut ``speculate_after_s`` into a pause; a new value wants it retrained."""
     from duplex.options import DuplexOptions
