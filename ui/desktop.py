@@ -13,14 +13,15 @@ closes both streams and the session before exiting.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -148,9 +149,10 @@ class DesktopApp:
         last_error = ""
         while time.monotonic() < deadline and not stop.is_set():
             try:
-                # Re-list the devices (PortAudio lists them once) and open the same ones at the same rates.
+                # Re-list the devices (PortAudio lists them once) and open the same ones at the same rates;
+                # a card that opens after the timeout is closed (timeout 0: close starts its thread and returns).
                 card = await self._device_call(self._reopen_blocking, devices, timeout_s=self.options.open_timeout_s,
-                                               discard=_close_in_background)
+                                               discard=lambda late_card: late_card.close(timeout_s=0))
                 # A stream can open on a dead server and never deliver: trust it once audio flows.
                 await asyncio.sleep(min(1.0, self.options.stall_s))
                 problem = card.problem(self.options.stall_s / 2)
@@ -180,29 +182,16 @@ class DesktopApp:
         the way out, so one call stuck in the driver (PortAudio on a vanished server can block) would hang
         the app's exit. A call given up on marks the report, and the app then leaves with ``os._exit``; what
         it returns after all goes to ``discard`` (a sound card opened too late is closed, not left playing)."""
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future = loop.create_future()
-
-        def settle(value, error: BaseException | None) -> None:
-            if result.done():
-                return
-            if error is not None:
-                result.set_exception(error)
-            else:
-                result.set_result(value)
+        finished: concurrent.futures.Future = concurrent.futures.Future()
 
         def call() -> None:
-            value, failure = None, None
             try:
-                value = work(*args)
+                finished.set_result(work(*args))
             except BaseException as error:  # handed to the awaiting task
-                failure = error
-            try:
-                loop.call_soon_threadsafe(settle, value, failure)
-            except RuntimeError:  # the loop closed while the driver was stuck: nobody waits any more
-                pass
+                finished.set_exception(error)
 
         threading.Thread(target=call, name="sound-driver-call", daemon=True).start()
+        result = asyncio.wrap_future(finished)  # settled on the loop; dropped if the loop has closed meanwhile
         try:
             return await asyncio.wait_for(asyncio.shield(result), timeout_s)
         except asyncio.TimeoutError:
@@ -267,10 +256,6 @@ class DesktopApp:
             self.say(f"sound card: {self.report.underflows} output underruns, {self.report.overflows} input "
                      f"overruns, callbacks up to {1000 * self.report.longest_output_gap_s:.0f} ms apart (a busy CPU)")
         self.say("stopped: sound devices closed")
-
-
-def _close_in_background(card: SoundCard) -> None:
-    threading.Thread(target=card.close, name="sound-card-late-close", daemon=True).start()
 
 
 def list_devices() -> str:
