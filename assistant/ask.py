@@ -71,6 +71,8 @@ def speak_answer(stack: ModelStack, question: str, config: AssistantConfig,
         tts_seconds += time.perf_counter() - tts_start
 
     for piece in stack.language_model.stream_chat(messages, options):
+        if not piece:
+            continue  # "still working" (the prompt being read)
         if not pieces:
             timings["llm_first_token_s"] = time.perf_counter() - start
         pieces.append(piece)

@@ -1,19 +1,32 @@
-"""The conversation history shared by both workers, kept within a token budget.
+"""The conversation history shared by both workers, kept within a token budget of the model's own tokens.
 
 An interrupted answer keeps only the words the user heard, cut off with "…", and the user's next message
-says it interrupted, so the next answer knows what the user did and did not hear (VITA keeps only the last turn and loses the cut-off answer).
+says it interrupted, so the next answer knows what the user did and did not hear (VITA keeps only the last
+turn and loses the cut-off answer).
+
+Trimming drops the oldest turns in a block (down to ``trim_to`` of the budget), not one turn per answer: the
+prompt's beginning then stays the same for many turns, and a model that caches the prompt's prefix
+(llama.cpp) re-reads only the new turn. Dropping one turn per answer changed the prefix every time and made
+each first token wait for the whole prompt to be read again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
-from duplex.llm import ChatMessage
+from duplex.llm import ChatMessage, approximate_tokens
+from duplex.text import clean_text
 
 # Said on the user's side, not appended to the cut answer: small models copy an end-of-answer marker into
 # their own later answers ("The answer... [interrupted by the user]").
 INTERRUPTION_NOTE = "(I interrupted your last answer.) "
+MESSAGE_OVERHEAD_TOKENS = 4  # the chat template's role markers around each message
+
+
+class MessageTooLong(ValueError):
+    """A typed message longer than one message may be (in the model's tokens)."""
 
 
 @dataclass
@@ -34,50 +47,94 @@ class Turn:
         return ChatMessage("assistant" if self.role == "assistant" else "user", text)
 
 
-def approximate_tokens(text: str) -> int:
-    return len(text) // 4 + 1  # ~4 characters per token for English BPE vocabularies
-
-
 class Conversation:
     def __init__(self, system_prompt: str, token_budget: int = 1500,
-                 count_tokens: Callable[[str], int] = approximate_tokens) -> None:
+                 count_tokens: Callable[[str], int] = approximate_tokens, trim_to: float = 0.6) -> None:
         self.system_prompt = system_prompt
         self.token_budget = token_budget
-        self.count_tokens = count_tokens
+        self.count_tokens = lru_cache(maxsize=1024)(count_tokens)  # each message is counted once
+        self.trim_to = trim_to
         self.turns: list[Turn] = []
+        self._first_sent = 0  # turns before this one no longer reach the model (trimmed in a block)
+
+    @property
+    def max_message_tokens(self) -> int:
+        """One message may take at most a third of the budget, so a long one never crowds out the rest."""
+        return self.token_budget // 3
+
+    def check_typed(self, text: str) -> str:
+        """``text`` cleaned for the history; raises MessageTooLong (a ValueError) when it is too long."""
+        text = clean_text(text)
+        tokens = self.count_tokens(text)
+        if tokens > self.max_message_tokens:
+            raise MessageTooLong(f"message too long ({tokens} tokens, the limit is {self.max_message_tokens})")
+        return text
 
     def add_user(self, text: str, time: float, typed: bool = False, visual_context: str = "") -> Turn:
-        turn = Turn("user", text, time, typed=typed, visual_context=visual_context)
+        turn = Turn("user", self._fit(clean_text(text)), time, typed=typed, visual_context=visual_context)
         self.turns.append(turn)
         return turn
 
     def add_assistant(self, text: str, time: float, interrupted: bool = False) -> Turn:
-        turn = Turn("assistant", text, time, interrupted=interrupted)
+        turn = Turn("assistant", self._fit(text), time, interrupted=interrupted)
         self.turns.append(turn)
         return turn
 
-    def messages(self, extra_system: str = "") -> list[ChatMessage]:
-        """System prompt plus the newest turns that fit the budget (oldest dropped first)."""
-        system = self.system_prompt + (f"\n{extra_system}" if extra_system else "")
-        budget = self.token_budget - self.count_tokens(system)
-        rendered = []
-        for previous, turn in zip([None, *self.turns], self.turns):
+    def drop(self, turn: Turn) -> None:
+        """Forget ``turn`` (a question whose answer failed: asked again, it must not fail again)."""
+        index = next((i for i, t in enumerate(self.turns) if t is turn), None)
+        if index is not None:
+            del self.turns[index]
+            if index < self._first_sent:
+                self._first_sent -= 1
+
+    def _fit(self, text: str) -> str:
+        """``text`` cut (in characters, by halves) until it is within one message's share of the budget."""
+        while text and self.count_tokens(text) > self.max_message_tokens:
+            text = text[: len(text) // 2]
+        return text
+
+    def _render(self) -> list[tuple[int, ChatMessage]]:
+        """The turns still sent, as chat messages, each with the index of the turn it starts at."""
+        rendered: list[tuple[int, ChatMessage]] = []
+        previous: Turn | None = None
+        for index in range(self._first_sent, len(self.turns)):
+            turn = self.turns[index]
             message = turn.as_message()
             if turn.role == "user" and previous is not None and previous.role == "assistant" and previous.interrupted:
                 message = ChatMessage("user", INTERRUPTION_NOTE + message.content)
-            if rendered and rendered[-1].role == message.role == "user":
+            if rendered and rendered[-1][1].role == message.role == "user":
                 # "Stop." starts no answer; many chat templates demand that the roles alternate
-                message = ChatMessage("user", f"{rendered.pop().content} {message.content}")
-            rendered.append(message)
-        kept: list[ChatMessage] = []
-        for message in reversed(rendered):
-            cost = self.count_tokens(message.content) + 4
-            if cost > budget and kept:
-                break
-            kept.append(message)
-            budget -= cost
-        kept.reverse()
-        while kept and kept[0].role == "assistant":  # a chat must not open with an orphaned answer
+                start, earlier = rendered.pop()
+                rendered.append((start, ChatMessage("user", f"{earlier.content} {message.content}")))
+            else:
+                rendered.append((index, message))
+            previous = turn
+        return rendered
+
+    def _cost(self, message: ChatMessage) -> int:
+        return self.count_tokens(message.content) + MESSAGE_OVERHEAD_TOKENS
+
+    def messages(self, extra_system: str = "", reserve_tokens: int = 0) -> list[ChatMessage]:
+        """System prompt plus the turns still sent; over the budget (less ``reserve_tokens``, room kept for
+        a message still to come), the oldest are dropped in a block."""
+        system = self.system_prompt + (f"\n{extra_system}" if extra_system else "")
+        budget = self.token_budget - reserve_tokens - self._cost(ChatMessage("system", system))
+        rendered = self._render()
+        costs = [self._cost(message) for _, message in rendered]
+        if sum(costs) > budget:
+            # the newest question stays, whatever its answer costs
+            last_question = max((i for i, (_, m) in enumerate(rendered) if m.role == "user"), default=len(rendered) - 1)
+            target, total, keep_from = self.trim_to * budget, sum(costs), 0
+            while keep_from < last_question and total > target:
+                total -= costs[keep_from]
+                keep_from += 1
+            while keep_from < last_question and rendered[keep_from][1].role == "assistant":
+                keep_from += 1  # a chat must not open with an orphaned answer
+            self._first_sent = rendered[keep_from][0]
+            rendered = rendered[keep_from:]
+        kept = [message for _, message in rendered]
+        while kept and kept[0].role == "assistant":
             kept.pop(0)
         return [ChatMessage("system", system), *kept]
 

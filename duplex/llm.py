@@ -1,4 +1,5 @@
-"""What the duplex core needs from a language model: a chat that streams text and can be cancelled.
+"""What the duplex core needs from a language model: a chat that streams text and can be cancelled, and a
+count of its own tokens (the history's budget is in those, not in characters).
 
 Backends (llama.cpp, transformers, OpenAI-compatible servers) live in ``assistant.llm``; the core only
 sees this interface, so a bigger model is a configuration change, not a code change.
@@ -28,6 +29,11 @@ class GenerationOptions:
     stop: tuple[str, ...] = field(default_factory=tuple)
 
 
+def approximate_tokens(text: str) -> int:
+    """A token count for models whose tokenizer is not at hand: ~4 characters a token in English BPE."""
+    return len(text) // 4 + 1
+
+
 class LanguageModel(Protocol):
     name: str
 
@@ -35,5 +41,15 @@ class LanguageModel(Protocol):
                     cancel: threading.Event | None = None) -> Iterator[str]:
         """Yield text pieces of the assistant's reply. Blocking: run it in a worker thread.
 
-        Generation stops promptly (within one token) once ``cancel`` is set.
+        An empty piece means "still working" (a long prompt being read, a turn in the queue behind a request
+        that is moving): the caller's stall watch counts it as progress. Generation (and prompt reading)
+        stops promptly once ``cancel`` is set.
         """
+
+    def count_tokens(self, text: str) -> int:
+        """How many of this model's tokens ``text`` takes (an estimate where the model is remote)."""
+
+    def prepare(self, messages: Sequence[ChatMessage], cancel: threading.Event | None = None) -> None:
+        """Idle time: read the prompt of ``messages`` ahead, so that a later chat starting with it answers
+        sooner. Best effort (a no-op for models that keep no prompt cache); gives way to real requests and
+        returns once ``cancel`` is set. Blocking: run it in a worker thread."""

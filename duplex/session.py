@@ -29,7 +29,7 @@ from audio.onset import LevelRise
 from audio.vad import VAD_SAMPLE_RATE, SpeechSegmenter, VoiceActivityDetector
 from duplex.bus import EventBus, EventLog
 from duplex.clock import Clock, RealClock
-from duplex.conversation import Conversation
+from duplex.conversation import Conversation, Turn
 from duplex.decision import SegmentEvidence, StateDecider, StateDecision, StateToken
 from duplex.events import (
     Duck, ErrorEvent, Event, HandOff, Interrupt, Metric, PlaybackStopped, Resume, SpeechEnded, SpeechStarted,
@@ -44,6 +44,7 @@ from duplex.vision import FrameDescriber, VisionInput
 from duplex.worker import Worker, WorkerModels
 
 LISTENER_TIMEOUT_S = 20.0  # ASR + decision on one segment; past this the listener is declared hung
+NEXT_QUESTION_TOKENS = 100  # room kept for the next question when the history is read ahead after an answer
 
 
 class _ScoredFrame(NamedTuple):
@@ -105,6 +106,7 @@ class _OpenTurn:
     worker: Worker
     question: str
     from_time: float
+    question_turn: Turn  # in the history; dropped again if the answer fails
     closed: bool = False
 
 
@@ -124,10 +126,11 @@ class DuplexSession:
         self.decider = decider
         self.output = PlaybackBuffer(self.options.output_sample_rate, self.clock, self.bus.publish,
                                      self.options.duck_gain)
-        self.conversation = Conversation(system_prompt, self.options.history_token_budget)
         pair = [models, models] if isinstance(models, WorkerModels) else list(models)
         if len(pair) != 2:
             raise ValueError("a duplex session takes one WorkerModels (shared) or a pair (one per worker)")
+        self.conversation = Conversation(system_prompt, self.options.history_token_budget,
+                                         count_tokens=pair[0].language_model.count_tokens)
         generation = generation or GenerationOptions()
         self.workers = [Worker(name, m, self.bus, self.clock, self.output, generation, self.options.llm_stall_s,
                                self.options.tts_lookahead_s, self.options.first_phrase_words)
@@ -162,6 +165,7 @@ class DuplexSession:
         self.dropped_input_frames = 0
         self.loop_lag_ms: list[float] = []
         self.closed = False
+        self._idle_reading = threading.Event()  # set: stop reading the next prompt ahead (the user speaks)
         # Camera frames (push_image): sampled, described off the loop, attached to the queries around them;
         # a frame's analysis waits while the listener transcribes or decides (the ASR needs both cores).
         self._listening_jobs = 0
@@ -227,8 +231,12 @@ class DuplexSession:
                                         recovered=True))
 
     def push_text(self, text: str) -> None:
-        """A typed message: decided ``<3>`` and answered at once, interrupting like speech."""
-        text = text.strip()
+        """A typed message: decided ``<3>`` and answered at once, interrupting like speech.
+
+        Control characters and invalid code points are removed first. Raises ``MessageTooLong`` (a
+        ValueError) for a message over one message's share of the history budget, in the model's tokens;
+        nothing changes then."""
+        text = self.conversation.check_typed(text)
         if text:
             self._spawn(self._typed(text))
 
@@ -342,6 +350,7 @@ class DuplexSession:
                                   reason="a sound that may be speech", gain=gain))
 
     def _on_speech_start(self, onset: float) -> None:
+        self._idle_reading.set()  # the listener's ASR needs the cores now
         now = self.clock.now()
         segment = self._segment
         if segment is not None and not segment.closed and segment.pause_at is not None:
@@ -569,9 +578,9 @@ class DuplexSession:
             self.bus.publish(HandOff(time=self.clock.now(), speaker=worker.name, listener=other.name,
                                      reason="typed message" if typed else "query heard"))
         self.output.resume()
-        self.conversation.add_user(question, from_time, typed=typed, visual_context=visual_context)
+        question_turn = self.conversation.add_user(question, from_time, typed=typed, visual_context=visual_context)
         self._turn_counter += 1
-        self._turn = _OpenTurn(self._turn_counter, worker, question, from_time)
+        self._turn = _OpenTurn(self._turn_counter, worker, question, from_time, question_turn)
         self.bus.publish(TurnStarted(time=self.clock.now(), worker=worker.name, turn_id=self._turn_counter,
                                      question=question, from_time=from_time))
         # The view at the question goes in the system prompt too, where even a small model heeds it.
@@ -601,6 +610,11 @@ class DuplexSession:
         self.conversation.add_assistant(answer, self.clock.now())
         self.bus.publish(TurnEnded(time=self.clock.now(), worker=turn.worker.name, turn_id=turn.turn_id,
                                    status=status, answer=answer, spoken=answer))
+        # Idle time until the user speaks: the model reads the history now (trimmed now, if the next question
+        # would overflow it), so that the next answer reads only the new question.
+        self._idle_reading = threading.Event()
+        messages = self.conversation.messages(reserve_tokens=NEXT_QUESTION_TOKENS)
+        self._spawn(turn.worker.prepare(messages, self._idle_reading))
 
     # --- faults ------------------------------------------------------------------------------------
 
@@ -613,8 +627,9 @@ class DuplexSession:
                                     recovered=True))
         self.bus.publish(TurnEnded(time=now, worker=worker.name, turn_id=turn.turn_id, status="failed",
                                    answer=worker.answer_text, spoken=spoken))
-        if spoken:
-            self.conversation.add_assistant(spoken, now, interrupted=True)
+        # The question leaves the history with its half answer: were it what broke the model (too long, a
+        # character the tokenizer chokes on), every later turn would fail on it too.
+        self.conversation.drop(turn.question_turn)
         worker.restart()
         await self._apologise(worker)
 
@@ -633,8 +648,7 @@ class DuplexSession:
         except Exception as error:  # even the voice failed: say so in the log, stay up
             self.bus.publish(ErrorEvent(time=self.clock.now(), worker=worker.name,
                                         message=f"apology failed: {error}", recovered=False))
-        self.output.finish_turn(turn_id)
-        self.conversation.add_assistant(self.options.apology, self.clock.now())
+        self.output.finish_turn(turn_id)  # not in the history: it answers no question the model saw
 
     # --- housekeeping ------------------------------------------------------------------------------
 

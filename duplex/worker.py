@@ -71,6 +71,11 @@ class Worker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, decider.decide, evidence)
 
+    async def prepare(self, messages: list[ChatMessage], cancel: threading.Event) -> None:
+        """Let the language model read the next prompt's beginning in idle time (see LanguageModel.prepare)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.models.language_model.prepare, messages, cancel)
+
     # --- speaking --------------------------------------------------------------------------------
 
     @property
@@ -106,7 +111,9 @@ class Worker:
                 except StopAsyncIteration:
                     break
                 except asyncio.TimeoutError:
-                    raise WorkerStalled(f"the language model gave no token for {self.stall_seconds:g} s") from None
+                    raise WorkerStalled(f"the language model made no progress for {self.stall_seconds:g} s") from None
+                if not piece:
+                    continue  # the model is still reading the prompt (or queued behind a moving request)
                 self.answer_text += piece
                 self.bus.publish(LLMToken(time=self.clock.now(), worker=self.name, turn_id=turn_id, text=piece))
                 for clause in chunker.push(piece):

@@ -65,9 +65,18 @@ class ScriptedLLM:
 
     name = "scripted"
 
-    def __init__(self, extra_words: int = 12, delay_s: float = 0.005, fail: bool = False, hang: bool = False):
+    def __init__(self, extra_words: int = 12, delay_s: float = 0.005, fail: bool = False, hang: bool = False,
+                 reading_s: float = 0.0):
         self.extra_words, self.delay_s, self.fail, self.hang = extra_words, delay_s, fail, hang
+        self.reading_s = reading_s  # a long prompt: "still working" pieces for this long before the first word
         self.requests: list[list] = []
+        self.prepared: list[list] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 1
+
+    def prepare(self, messages, cancel=None) -> None:
+        self.prepared.append(list(messages))
 
     def stream_chat(self, messages, options, cancel=None):
         self.requests.append(list(messages))
@@ -78,6 +87,12 @@ class ScriptedLLM:
             self.hang = False
             threading.Event().wait(5.0)  # stuck, ignoring cancellation
             return
+        reading_until = time.monotonic() + self.reading_s
+        while time.monotonic() < reading_until:
+            if cancel is not None and cancel.is_set():
+                return
+            time.sleep(0.05)
+            yield ""
         words = f"Answer to {messages[-1].content.split()[0]}.".split() + [
             f"word{i}{',' if i % 4 == 3 else ''}" for i in range(self.extra_words)]
         for i, word in enumerate(words):

@@ -204,6 +204,29 @@ async def test_a_failing_model_is_restarted_and_the_user_hears_an_apology():
     assert apology_audio and result.speaker_active(1.5, 3.5) > 0.2  # the apology was heard, not silence
     assert session.workers[0].restarts == 1
     assert any(t["status"] == "completed" and "Tell" in t["answer"] for t in log.of_kind("TurnEnded"))
+    assert [t.text for t in session.history if t.role == "user"] == ["Tell me a joke please."]  # failed one dropped
+
+
+async def test_a_slow_prompt_that_shows_progress_is_not_a_hung_model():
+    session, log = make_session(ScriptedLLM(reading_s=1.5), DuplexOptions(output_sample_rate=16000, llm_stall_s=0.5))
+    timeline = Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q1")
+    await play(session, timeline, tail_s=5.0)
+    assert not log.of_kind("ErrorEvent")
+    assert first(log, "TurnEnded", turn_id=1)["status"] == "completed"
+    assert session.workers[0].restarts == session.workers[1].restarts == 0
+
+
+async def test_bad_typed_text_is_cleaned_or_refused_and_the_call_goes_on():
+    from duplex.conversation import MessageTooLong
+
+    session, log = make_session(ScriptedLLM(extra_words=2))
+    with pytest.raises(MessageTooLong):
+        session.push_text("word " * 1000)  # over a third of the history budget: refused, nothing changes
+    timeline = (Timeline(1.0).add_text(0.2, "\ud800\x00")  # nothing left once cleaned: no turn
+                .add_text(0.5, "Hello\ud800 there").add_text(3.0, "And again?"))
+    await play(session, timeline, tail_s=3.0)
+    assert [t["status"] for t in log.of_kind("TurnEnded")] == ["completed", "completed"]
+    assert [t.text for t in session.history if t.role == "user"] == ["Hello there", "And again?"]
 
 
 async def test_a_hung_model_is_restarted():
@@ -211,7 +234,7 @@ async def test_a_hung_model_is_restarted():
     timeline = (Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q1")
                 .add_audio(3.5, tone_speech(JOKE, 1.0), "q2"))
     await play(session, timeline, tail_s=3.0)
-    assert "no token for 0.5 s" in first(log, "ErrorEvent")["message"]
+    assert "no progress for 0.5 s" in first(log, "ErrorEvent")["message"]
     assert session.workers[0].restarts == 1
     assert any(t["status"] == "completed" for t in log.of_kind("TurnEnded"))
 

@@ -20,7 +20,7 @@ QUESTION = [ChatMessage("system", "You are a helpful assistant."),
 
 
 def test_llama_cpp_streams_tokens(language_model):
-    pieces = list(language_model.stream_chat(QUESTION, GenerationOptions(max_tokens=40)))
+    pieces = [p for p in language_model.stream_chat(QUESTION, GenerationOptions(max_tokens=40)) if p]
     assert len(pieces) > 3, pieces
     assert "paris" in "".join(pieces).lower()
 
@@ -29,12 +29,57 @@ def test_llama_cpp_stops_when_cancelled(language_model):
     cancel = threading.Event()
     pieces = []
     for piece in language_model.stream_chat(QUESTION, GenerationOptions(max_tokens=200), cancel):
+        if not piece:
+            continue  # progress while the prompt is read
         pieces.append(piece)
         if len(pieces) == 3:
             cancel.set()
     assert len(pieces) == 3
     # the shared model is free again for the next request
     assert list(language_model.stream_chat(QUESTION, GenerationOptions(max_tokens=5)))
+
+
+def long_history(turns: int = 25) -> list[ChatMessage]:
+    messages = [ChatMessage("system", "You are a helpful assistant.")]
+    for i in range(turns):
+        messages += [ChatMessage("user", f"Question {i}: what is {i} plus {i + 1}? Tell me about number {i}."),
+                     ChatMessage("assistant", f"{i} plus {i + 1} is {2 * i + 1}. It is a fine number to add.")]
+    return messages
+
+
+def blocks_read(pieces: list[str]) -> int:
+    """The "still working" pieces before the first word: one per block of prompt read."""
+    return next((i for i, piece in enumerate(pieces) if piece), len(pieces))
+
+
+def test_llama_cpp_counts_real_tokens(language_model):
+    assert language_model.count_tokens("What is the capital of France?") == 7
+    assert language_model.count_tokens("中文" * 100) > 100  # not four characters a token
+    assert language_model.count_tokens("broken \ud800 surrogate") > 0  # no UnicodeEncodeError
+
+
+def test_llama_cpp_reads_a_long_prompt_in_blocks_and_stops_reading_when_cancelled(language_model):
+    language_model.llama.reset()
+    cancel = threading.Event()
+    pieces = []
+    for piece in language_model.stream_chat(long_history(), GenerationOptions(max_tokens=20), cancel):
+        pieces.append(piece)
+        cancel.set()  # at the first block: the rest of the prompt is not read
+    assert pieces == [""]
+    assert language_model.lock.acquire(blocking=False)  # nothing holds the shared model
+    language_model.lock.release()
+
+
+def test_llama_cpp_prepare_reads_the_history_ahead_so_the_next_answer_reads_only_the_question(language_model):
+    history = long_history()
+    question = ChatMessage("user", "And what is 2 plus 2?")
+    language_model.llama.reset()
+    cold = list(language_model.stream_chat([*history[:-2], question], GenerationOptions(max_tokens=8)))
+    language_model.llama.reset()
+    language_model.prepare(history)
+    warm = list(language_model.stream_chat([*history, question], GenerationOptions(max_tokens=8)))
+    assert blocks_read(cold) >= 5 and blocks_read(warm) <= 1, (blocks_read(cold), blocks_read(warm))
+    assert "".join(warm).strip()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 
-from duplex.llm import ChatMessage, GenerationOptions
+from duplex.llm import ChatMessage, GenerationOptions, approximate_tokens
 
 
 class OpenAICompatibleModel:
@@ -19,6 +19,12 @@ class OpenAICompatibleModel:
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
         self.timeout_s = timeout_s
         self.name = f"openai:{model}@{self.base_url}"
+
+    def prepare(self, messages: Sequence[ChatMessage], cancel: threading.Event | None = None) -> None:
+        pass  # no prompt cache kept between requests here
+
+    def count_tokens(self, text: str) -> int:
+        return approximate_tokens(text)  # the server's tokenizer is not at hand
 
     def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions,
                     cancel: threading.Event | None = None) -> Iterator[str]:

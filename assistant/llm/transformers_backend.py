@@ -44,6 +44,12 @@ class TransformersModel:
         self.model.eval()
         self.lock = threading.Lock()
 
+    def prepare(self, messages: Sequence[ChatMessage], cancel: threading.Event | None = None) -> None:
+        pass  # no prompt cache kept between requests here
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
     def encode_chat(self, messages: Sequence[ChatMessage]):
         encoded = self.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True,
