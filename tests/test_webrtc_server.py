@@ -94,7 +94,7 @@ async def test_http_refusals_are_clear_json_and_leave_no_call(make_server):
         async with http.get(base(server) + "/health", headers=auth) as r:
             assert (await r.json()) == {"calls": 0, "max_sessions": 4}
     assert not server.calls
-    assert all(call.session.closed for call in server.ended_calls)  # the bad offer's session was closed
+    assert not server.models.sessions  # a bad offer is refused before a session is built
 
 
 async def test_a_peer_talks_and_types_and_gets_events_and_voice(make_server):
@@ -255,13 +255,16 @@ def test_assistant_serve_prints_a_token_url_and_stops_cleanly(tmp_path):
     import socket
     import subprocess
     import sys
+    import time
     import urllib.error
     import urllib.request
     from pathlib import Path
 
     assistant = Path(sys.executable).parent / "assistant"
+    # SIGINT ignored at start, as nohup, CI runners and supervisors start it: it must stop on SIGINT all the same.
     process = subprocess.Popen([str(assistant), "serve", "--port", "0", "--quiet"], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "ASSISTANT_TOKEN": ""})
+                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "ASSISTANT_TOKEN": ""},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = ""
         for line in process.stdout:  # model loading first, then the URL line
@@ -285,6 +288,11 @@ def test_assistant_serve_prints_a_token_url_and_stops_cleanly(tmp_path):
                               timeout=120)
         last_line = busy.stderr.strip().splitlines()[-1]
         assert busy.returncode == 2 and last_line.startswith("error: cannot serve on 127.0.0.1:" + port), busy.stderr
-    finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        stopping = time.monotonic()
+        output, _ = process.communicate(timeout=10)  # read on: a full pipe would block its exit
+        assert process.returncode == 0 and time.monotonic() - stopping < 5.0, output[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -5,8 +5,13 @@ Routes:
   GET  /static/NAME      the page's script and style sheet
   POST /offer            {"sdp": ..., "type": "offer"} with "Authorization: Bearer T" -> the SDP answer
   GET  /health           {"calls": N, "max_sessions": M}, token required
-Every refusal is JSON {"error": "..."} with a fitting status: 401 token, 400 bad offer, 413 too large,
-503 busy. Each accepted offer gets its own duplex session (own conversation); models are shared.
+Every refusal is JSON {"error": "..."} with a fitting status: 401 token, 400 bad offer, 408 body too slow,
+413 too large, 503 busy, 500 (logged) for a bug. An offer's SDP is checked (it must send microphone audio)
+before a session is built: each session costs memory. Each accepted offer gets its own duplex session (own
+conversation, own event log file, never overwritten); models are shared. Connections pass through
+``ui.webrtc.limits`` (a cap and a request-head deadline). ``serve_forever`` stops on SIGINT or SIGTERM,
+even when SIGINT was ignored at start (as nohup, CI runners and supervisors start a process), closing every
+call and so flushing its event log; repeated log lines are rate limited (``ui.webrtc.log_limit``).
 """
 
 from __future__ import annotations
@@ -17,14 +22,19 @@ import itertools
 import json
 import logging
 import secrets
+import signal
+import time
 from collections import deque
 from pathlib import Path
 
 from aiohttp import web
 from aiortc import RTCSessionDescription
+from aiortc.sdp import SessionDescription
 
-from ui.webrtc.call import Call
+from ui.webrtc import log_limit
+from ui.webrtc.call import Call, CallSummary
 from ui.webrtc.ice import restrict_ice_to
+from ui.webrtc.limits import LimitedSite
 from ui.webrtc.options import ServerOptions
 
 log = logging.getLogger(__name__)
@@ -36,6 +46,18 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def sdp_problem(sdp: str) -> str | None:
+    """Why an offer is no use for a call (None: it is). Parsed the way aiortc will parse it."""
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except Exception as error:  # aiortc raises ValueError, KeyError, IndexError... on broken lines
+        return f"malformed SDP offer: {type(error).__name__}: {error}"
+    for media in parsed.media:  # a missing direction means sendrecv; port 0 is a refused m-line
+        if media.kind == "audio" and media.port != 0 and (media.direction or "sendrecv") in ("sendrecv", "sendonly"):
+            return None
+    return "unusable SDP offer: the offer must send microphone audio (an audio m-line, sendrecv or sendonly)"
+
+
 class ChatServer:
     """Serves calls for one set of loaded models (``assistant.session.AssistantModels`` or alike)."""
 
@@ -44,9 +66,10 @@ class ChatServer:
         self.options = options or ServerOptions()
         self.token = self.options.token or secrets.token_urlsafe(18)
         self.calls: dict[str, Call] = {}
-        self.ended_calls: deque[Call] = deque(maxlen=8)  # the last few, for tests and diagnostics
+        self.ended_calls: deque[CallSummary] = deque(maxlen=8)  # the last few, for tests and diagnostics
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self.site: LimitedSite | None = None
         self.port: int | None = None
 
     # --- HTTP ------------------------------------------------------------------------------------
@@ -71,6 +94,11 @@ class ChatServer:
             return _error(404, f"no such path: {request.path}")
         except web.HTTPMethodNotAllowed:
             return _error(405, f"{request.method} is not allowed on {request.path}")
+        except web.HTTPException:
+            raise
+        except Exception as error:  # a bug: logged here once, answered in JSON like every other refusal
+            log.exception("%s %s failed", request.method, request.path)
+            return _error(500, f"internal server error ({type(error).__name__})")
 
     def _authorised(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -97,13 +125,21 @@ class ChatServer:
     async def _offer(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return _error(401, "access token missing or wrong")
-        body = await request.read()  # over max_body_bytes: the middleware answers 413
+        try:  # over max_body_bytes: the middleware answers 413; a body sent byte by byte holds a connection
+            body = await asyncio.wait_for(request.read(), self.options.header_timeout_s)
+        except TimeoutError:
+            return _error(408, f"the offer's body did not arrive within {self.options.header_timeout_s:g} s")
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error(400, 'the body must be JSON: {"sdp": "...", "type": "offer"}')
+        except RecursionError:  # "[[[[..." deeper than Python's recursion limit
+            return _error(400, 'the body must be JSON: {"sdp": "...", "type": "offer"} (this one is nested too deeply)')
         if not isinstance(data, dict) or data.get("type") != "offer" or not isinstance(data.get("sdp"), str):
             return _error(400, 'the body must be JSON: {"sdp": "...", "type": "offer"}')
+        problem = sdp_problem(data["sdp"])
+        if problem is not None:
+            return _error(400, problem)
         if len(self.calls) >= self.options.max_sessions:
             return _error(503, f"busy: {len(self.calls)} calls in progress, the limit is {self.options.max_sessions}; "
                                "try again later")
@@ -119,28 +155,42 @@ class ChatServer:
 
     def _new_call(self) -> Call:
         call_id = str(next(self._ids))
-        log_path = None
-        if self.options.event_log_dir:
-            log_path = Path(self.options.event_log_dir) / f"call-{call_id}.jsonl"
+        log_path = self._event_log_path(call_id) if self.options.event_log_dir else None
         session = self.models.new_session(event_log_path=log_path, output_sample_rate=self.options.output_sample_rate,
                                           keep_event_records=False)
         call = Call(call_id, session, self.options, self._forget)
         self.calls[call_id] = call  # counted against the limit before any await
         return call
 
+    def _event_log_path(self, call_id: str) -> Path:
+        """A name no earlier run used: call ids start at 1 again on every start (call-1.jsonl was overwritten)."""
+        folder = Path(self.options.event_log_dir)
+        while True:
+            path = folder / f"call-{time.strftime('%Y%m%d-%H%M%S')}-{call_id}-{secrets.token_hex(2)}.jsonl"
+            if not path.exists():
+                return path
+
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.id, None)
-        self.ended_calls.append(call)
+        self.ended_calls.append(call.summary())
 
     async def close_all(self, reason: str) -> None:
-        await asyncio.gather(*(call.close(reason) for call in list(self.calls.values())), return_exceptions=True)
+        """Close every call, each within ``stop_timeout_s`` (a close that hangs still frees its slot)."""
+        closing = [asyncio.wait_for(call.close(reason), self.options.stop_timeout_s)
+                   for call in list(self.calls.values())]
+        for result in await asyncio.gather(*closing, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.warning("a call did not close cleanly: %r", result)
 
     # --- running ---------------------------------------------------------------------------------
 
     async def start(self) -> str:
         """Start listening; returns the page URL with the token."""
         restrict_ice_to(self.options.host)
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        # aiohttp's default keep-alive is an hour (each idle connection would hold a slot that long), and
+        # a request still running at stop may take stop_timeout_s (aiohttp would wait 60 s).
+        self._runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=self.options.keepalive_timeout_s,
+                                     shutdown_timeout=self.options.stop_timeout_s)
         await self._runner.setup()
         ssl_context = None
         if self.options.certfile:
@@ -148,9 +198,16 @@ class ChatServer:
 
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(self.options.certfile, self.options.keyfile or None)
-        site = web.TCPSite(self._runner, self.options.host, self.options.port, ssl_context=ssl_context)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.site = LimitedSite(self._runner, self.options.host, self.options.port, ssl_context=ssl_context,
+                                max_connections=self.options.max_connections,
+                                header_timeout_s=self.options.header_timeout_s)
+        try:
+            await self.site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        self.port = self.site.bound_port
         return self.url
 
     @property
@@ -167,10 +224,31 @@ class ChatServer:
 
 
 async def serve_forever(models, options: ServerOptions) -> None:
+    """Serve until SIGINT or SIGTERM, then close every call (flushing its event log) and return."""
+    uninstall_log_limit = log_limit.install(options.log_repeat_limit)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled = {}  # signal -> its handler before
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Works even when SIGINT was ignored at start, where Python raises no KeyboardInterrupt at all.
+        try:
+            previous = signal.getsignal(sig)
+            loop.add_signal_handler(sig, stop.set)
+            handled[sig] = previous
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or not Unix
+            pass
     server = ChatServer(models, options)
-    url = await server.start()
-    print(f"assistant: open {url} in a browser (Ctrl-C stops)", flush=True)
     try:
-        await asyncio.Event().wait()
+        url = await server.start()
+        print(f"assistant: open {url} in a browser (Ctrl-C stops)", flush=True)
+        await stop.wait()
+        log.info("stopping: closing %d calls", len(server.calls))
     finally:
-        await server.stop()
+        try:
+            await server.stop()
+        finally:
+            for sig, previous in handled.items():
+                loop.remove_signal_handler(sig)
+                if previous is not None:  # remove_signal_handler put Python's default back, not what was there
+                    signal.signal(sig, previous)
+            uninstall_log_limit()
