@@ -155,7 +155,7 @@ class PlaybackStopped(Event):
 class TurnEnded(Event):
     worker: str
     turn_id: int
-    status: str  # "completed", "interrupted" or "failed"
+    status: str  # "completed", "interrupted", "failed", or "closed" (the session ended during the answer)
     answer: str  # the whole answer the model wrote
     spoken: str  # the part the user actually heard
 

@@ -185,6 +185,13 @@ class DuplexSession:
         if self.closed:
             return
         self.closed = True
+        turn = self._turn
+        if turn is not None and not turn.closed:  # the event log ends with the turn, not in its middle
+            turn.closed = True
+            turn.worker.cancel_answer()
+            self.bus.publish(TurnEnded(time=self.clock.now(), worker=turn.worker.name, turn_id=turn.turn_id,
+                                       status="closed", answer=turn.worker.answer_text,
+                                       spoken=heard_text(self.output.interrupt(turn.turn_id))))
         for task in [*self._main_tasks, *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._main_tasks, *self._tasks, return_exceptions=True)

@@ -190,7 +190,8 @@ async def test_camera_frames_reach_the_session(server, tmp_path):
                 break
             await asyncio.sleep(0.1)
     assert not server.calls, "hanging up did not end the call on the server"
-    records = [json.loads(line) for line in (tmp_path / "logs" / f"call-{call.id}.jsonl").read_text().splitlines()]
+    (log_file,) = (tmp_path / "logs").glob(f"call-*-{call.id}-*.jsonl")  # named uniquely per run
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
     accepted = [r for r in records if r["kind"] == "VisionFrame"]
     described = [r for r in records if r["kind"] == "VisionDescribed"]
     print(f"camera: {received} frames received, {forwarded} handed to the session, {len(accepted)} taken by its "
@@ -198,3 +199,73 @@ async def test_camera_frames_reach_the_session(server, tmp_path):
     assert received >= 8 and forwarded >= 5  # the page asks for ~5 frames a second
     assert len(accepted) >= 2 and accepted[0]["width"] == 640 and accepted[0]["height"] == 480
     assert described, "no frame was analysed"
+
+
+# --- no camera: a voice-only call ------------------------------------------------------------------------
+
+def failing_camera_script(name: str, also_microphone: bool = False) -> str:
+    """An init script that makes getUserMedia fail like a machine without a camera (NotFoundError), a
+    refused one (NotAllowedError) or a busy one (NotReadableError): Chromium's fake devices always have one."""
+    condition = "true" if also_microphone else "constraints && constraints.video"
+    return ("(() => { const media = navigator.mediaDevices; const original = media.getUserMedia.bind(media);"
+            f" media.getUserMedia = (constraints) => ({condition})"
+            f" ? Promise.reject(new DOMException('Requested device not found or refused', '{name}'))"
+            " : original(constraints); })();")
+
+
+async def open_page_with(browser, url: str, script: str):
+    """Like ``open_call`` but with ``script`` run before the page's own, and without waiting to connect."""
+    page = await browser.new_page()
+    await page.add_init_script(script)
+    await page.goto(url + "&raw=1&meter=1&autostart=1")
+    return page
+
+
+async def test_without_a_camera_the_call_goes_on_voice_only(server, say, tmp_path):
+    question = say("What is the capital of France?")
+    wav = write_microphone_wav(tmp_path / "mic.wav", [(LEAD_S, question)], LEAD_S + len(question) / 16000 + 12)
+    async with chromium(wav) as browser:
+        page = await open_page_with(browser, server.url, failing_camera_script("NotFoundError"))
+        await page.wait_for_function("() => window.assistantCall.state === 'connected'", timeout=15000)
+        notice = await page.inner_text("#notice")
+        assert await page.is_visible("#notice")
+        fallback = await page.evaluate("() => window.assistantCall.videoFallback")
+        tracks = await page.evaluate("() => window.assistantCall.stream.getTracks().map(t => t.kind)")
+        ended = await wait_for_event(page, "e.kind === 'TurnEnded'", 40)
+        call = next(iter(server.calls.values()))
+        frames_in, camera_in = call.audio_frames_in, call.camera_frames_in
+        kinds = sorted(t.kind for t in call.pc.getTransceivers())
+    assert notice.startswith("No camera (NotFoundError") and notice.endswith("voice-only call"), notice
+    assert fallback.startswith("NotFoundError"), fallback
+    assert tracks == ["audio"] and kinds == ["audio"]  # the offer carried no video at all
+    assert ended["status"] == "completed" and "paris" in ended["answer"].lower(), ended
+    assert frames_in > 100 and camera_in == 0
+
+
+@pytest.mark.parametrize("error", ["NotAllowedError", "NotReadableError", "OverconstrainedError"])
+async def test_a_refused_or_busy_camera_also_gives_a_voice_only_call(server, tmp_path, error):
+    wav = write_microphone_wav(tmp_path / "mic.wav", [], 6)
+    async with chromium(wav) as browser:
+        page = await open_page_with(browser, server.url, failing_camera_script(error))
+        await page.wait_for_function("() => window.assistantCall.state === 'connected'", timeout=15000)
+        await asyncio.sleep(1.0)
+        notice = await page.inner_text("#notice")
+        fallback = await page.evaluate("() => window.assistantCall.videoFallback")
+        call = next(iter(server.calls.values()))
+        frames_in = call.audio_frames_in
+    assert notice.startswith(f"No camera ({error}") and "voice-only" in notice, notice
+    assert fallback.startswith(error)
+    assert frames_in > 20  # ~50 microphone frames a second reach the server
+
+
+async def test_without_a_microphone_there_is_no_call_and_a_clear_error(server, tmp_path):
+    async with chromium(write_microphone_wav(tmp_path / "mic.wav", [], 4)) as browser:
+        page = await open_page_with(browser, server.url, failing_camera_script("NotFoundError", also_microphone=True))
+        await page.wait_for_function("() => window.assistantCall.state.startsWith('error')", timeout=10000)
+        state = await page.evaluate("() => window.assistantCall.state")
+        fallback = await page.evaluate("() => window.assistantCall.videoFallback")
+        start_enabled = await page.is_enabled("#start")
+        notice_shown = await page.is_visible("#notice")
+    assert state.startswith("error: microphone not available (NotFoundError"), state
+    assert fallback is None and not notice_shown and start_enabled  # the user can plug one in and retry
+    assert not server.calls and not server.ended_calls

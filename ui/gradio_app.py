@@ -19,6 +19,7 @@ import asyncio
 import os
 import re
 import secrets
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -204,9 +205,16 @@ def make_handler_class():
             return self._last_image  # the page shows the camera as the session sees it
 
         def type_text(self, text: str) -> None:
-            """From any thread: a typed message, handled on the session's loop."""
-            if self.session is not None and self.session_loop is not None:
-                self.session_loop.call_soon_threadsafe(self.session.push_text, text)
+            """From any thread: a typed message, handed to the session on its loop. Raises the session's
+            ValueError for a message it refuses (too long in the model's tokens)."""
+            session, loop = self.session, self.session_loop
+            if session is None or loop is None:
+                return
+
+            async def push() -> None:
+                session.push_text(text)
+
+            asyncio.run_coroutine_threadsafe(push(), loop).result(timeout=5.0)
 
         async def shutdown(self) -> None:
             if self.view is not None:
@@ -270,7 +278,10 @@ def build_app(models, options: GradioOptions):
             if current is None:
                 raise gr.Error("start the call first (the button under the camera)")
             if text.strip():
-                current.type_text(text)
+                try:
+                    current.type_text(text)
+                except ValueError as error:  # the text stays in the box: nothing is lost
+                    raise gr.Error(str(error)) from None
             return ""
 
         gr.Timer(0.5).tick(refresh, inputs=[call], outputs=[chat, decisions], show_progress="hidden")
@@ -278,6 +289,16 @@ def build_app(models, options: GradioOptions):
         send.click(submit, inputs=[call, typed], outputs=[typed], show_progress="hidden")
     app.assistant_call = call  # its ``handlers``: the live calls by id (tests look in)
     return app
+
+
+def serving_port(host: str, port: int) -> int:
+    """``port``, or for 0 a port free on ``host`` now: gradio reads 0 (and None) as "its default", 7860."""
+    if port:
+        return port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))  # the kernel's pick; another process could take it before gradio binds (rare)
+        return probe.getsockname()[1]
 
 
 def access_token(options: GradioOptions) -> str:
@@ -291,7 +312,7 @@ def launch(models, options: GradioOptions, block: bool = True):
     app.queue()
     from starlette.middleware import Middleware
 
-    app.launch(server_name=options.host, server_port=options.port or None, auth=(GRADIO_USER, token),
+    app.launch(server_name=options.host, server_port=serving_port(options.host, options.port), auth=(GRADIO_USER, token),
                app_kwargs={"middleware": [Middleware(StripExternalScripts)]},
                share=False, inbrowser=False, prevent_thread_lock=True, show_api=False, quiet=True,
                max_threads=8)

@@ -2,6 +2,7 @@
 // Query parameters: token (required), raw=1 (no browser voice processing: for tests and measurements),
 // video=0 (no camera), meter=1 (keep a history of input/output levels in window.assistantCall.meter),
 // autostart=1 (start without a click; browsers may then block the voice until a user gesture).
+// No camera, or the camera refused or busy: the call goes on with voice only (call.videoFallback says why).
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -10,6 +11,7 @@ const call = {
   state: "idle", error: null, events: [], callId: null,
   meter: { local: [], remote: [] }, levels: { local: -120, remote: -120 },
   pc: null, channel: null, stream: null, audioContext: null, muted: false,
+  videoFallback: null,  // why the call went voice-only ("NotFoundError: ..."), null with a camera or video=0
   sendText, hangUp,
 };
 window.assistantCall = call;
@@ -33,17 +35,16 @@ async function start() {
   const raw = params.get("raw") === "1";
   const voiceProcessing = !raw;  // echo cancellation stays on for real users: open speakers feed the mic
   try {
-    call.stream = await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: voiceProcessing, noiseSuppression: voiceProcessing, autoGainControl: voiceProcessing },
-      // The assistant looks at a frame or two a second: a low frame rate spares both machines the video codec.
-      video: params.get("video") === "0" ? false : { width: 640, height: 480, frameRate: { ideal: 5, max: 10 } },
-    });
+    call.stream = await openMedia(
+      { echoCancellation: voiceProcessing, noiseSuppression: voiceProcessing, autoGainControl: voiceProcessing },
+      params.get("video") !== "0");
   } catch (error) {
-    fail("microphone/camera not available: " + error.message);
+    fail("microphone not available (" + describe(error) + ")");
     $("start").disabled = false;
     return;
   }
-  $("preview").srcObject = call.stream;
+  if (call.stream.getVideoTracks().length) $("preview").srcObject = call.stream;
+  else $("preview").hidden = true;
   call.audioContext = new AudioContext();
   watchLevel("local", call.stream);
 
@@ -81,6 +82,37 @@ async function start() {
   $("mute").disabled = false;
   $("hangup").disabled = false;
   setInterval(reportStats, 1000);
+}
+
+// The microphone is what a call needs; the camera is a bonus. Asking for both at once keeps one permission
+// prompt, but then a missing, refused or busy camera fails the whole request: ask again for the microphone
+// alone, and only that answer decides whether there is a call.
+async function openMedia(audio, wantVideo) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error("this browser gives the microphone only to https or localhost pages");
+  }
+  if (!wantVideo) return navigator.mediaDevices.getUserMedia({ audio, video: false });
+  try {
+    // The assistant looks at a frame or two a second: a low frame rate spares both machines the video codec.
+    return await navigator.mediaDevices.getUserMedia({
+      audio, video: { width: 640, height: 480, frameRate: { ideal: 5, max: 10 } } });
+  } catch (videoError) {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio, video: false });  // throws the mic's error
+    call.videoFallback = describe(videoError);
+    showNotice("No camera (" + call.videoFallback + "): voice-only call");
+    return stream;
+  }
+}
+
+function describe(error) {
+  if (!error) return "unknown error";
+  return error.name && error.name !== "Error" ? error.name + (error.message ? ": " + error.message : "") : String(error.message || error);
+}
+
+function showNotice(text) {
+  $("notice").textContent = text;
+  $("notice").hidden = false;
+  addLine("system", text);
 }
 
 function iceGatheringComplete(pc) {
