@@ -174,11 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(ask_parser)
     ask_parser.set_defaults(handler=command_ask)
 
+    from ui.webrtc.options import ServerOptions  # a plain dataclass: the defaults' one home
+
     serve_parser = commands.add_parser("serve", help="browser voice and video chat (WebRTC) on this machine")
     serve_parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     serve_parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (default 8080)")
     serve_parser.add_argument("--token", help="access token (default: $ASSISTANT_TOKEN, else a random one per start)")
-    serve_parser.add_argument("--max-sessions", type=int, default=4, help="calls at once; more get 'busy' (default 4)")
+    serve_parser.add_argument("--max-sessions", type=int, default=ServerOptions.max_sessions,
+                              help="calls at once; more get 'busy' (default %(default)s: what 2 cores serve in time)")
     serve_parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
                               help="STUN/TURN server for calls across networks (default: none)")
     serve_parser.add_argument("--event-log-dir", type=Path, help="write one JSONL event log per call here")

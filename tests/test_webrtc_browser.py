@@ -269,3 +269,19 @@ async def test_without_a_microphone_there_is_no_call_and_a_clear_error(server, t
     assert state.startswith("error: microphone not available (NotFoundError"), state
     assert fallback is None and not notice_shown and start_enabled  # the user can plug one in and retry
     assert not server.calls and not server.ended_calls
+
+
+async def test_a_muted_call_stays_up_past_the_media_watchdog(server, tmp_path):
+    """Muting disables the microphone track; the browser keeps sending (silent) audio, so the liveness
+    watchdog (no microphone frame for media_timeout_s: the peer is gone) must not end a muted call."""
+    wav = write_microphone_wav(tmp_path / "mic.wav", [], 20.0)
+    async with chromium(wav) as browser:
+        page = await open_call(browser, server.url)
+        await page.click("#mute")
+        call = next(iter(server.calls.values()))
+        await asyncio.sleep(0.5)
+        frames_at_mute = call.audio_frames_in
+        await asyncio.sleep(server.options.media_timeout_s + 2.0)
+        state = await page.evaluate("() => window.assistantCall.state")
+        assert call.muted and not call.closed and state == "connected", (call.close_reason, state)
+        assert call.audio_frames_in - frames_at_mute > 100  # silent frames kept coming while muted

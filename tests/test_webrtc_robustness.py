@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from tests.test_webrtc_server import FakeModels, base, wait_until
+from tests.test_webrtc_server import FakeModels, base, make_server, wait_until  # noqa: F401 (a fixture)
 from tests.webrtc_client import ClientCall, SignalMicrophone
 from duplex.text import clean_text
 from ui.webrtc import log_limit
@@ -25,21 +25,6 @@ from ui.webrtc.options import ServerOptions
 from ui.webrtc.server import ChatServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-async def serve():
-    servers = []
-
-    async def start(**options) -> ChatServer:
-        server = ChatServer(options.pop("models", None) or FakeModels(), ServerOptions(port=0, **options))
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.stop()
 
 
 async def connected(server: ChatServer) -> ClientCall:
@@ -73,9 +58,9 @@ async def still_answers(client: ClientCall, ping_id: int) -> None:
 # --- the data channel -------------------------------------------------------------------------------
 
 
-async def test_a_deeply_nested_message_gets_an_error_and_the_call_goes_on(serve):
+async def test_a_deeply_nested_message_gets_an_error_and_the_call_goes_on(make_server):
     """4000 bytes of "[" raised RecursionError inside aiortc's SCTP transport, which ended the call."""
-    server = await serve()
+    server = await make_server()
     client = await connected(server)
     client.send("[" * 4000)
     await wait_until(lambda: errors(client))
@@ -87,9 +72,24 @@ async def test_a_deeply_nested_message_gets_an_error_and_the_call_goes_on(serve)
     await client.close()
 
 
-async def test_any_failure_handling_a_message_is_an_error_reply_not_a_broken_call(serve, caplog):
+async def test_a_text_message_that_is_not_utf8_gets_an_error_and_the_call_goes_on(make_server):
+    """aiortc decoded it inside its SCTP transport: the UnicodeDecodeError ended the association (the call)."""
+    from aiortc.rtcsctptransport import WEBRTC_STRING
+
+    server = await make_server()
+    client = await connected(server)
+    transport = client.channel.transport  # what channel.send(str) does, with bytes no str encodes to
+    transport._data_channel_queue.append((client.channel, WEBRTC_STRING, b'{"type": "ping", "id": "\xff\xfe"}'))
+    await transport._data_channel_flush()
+    await wait_until(lambda: errors(client) or [m for m in client.messages if m.get("type") == "pong"])
+    await still_answers(client, 1)
+    assert len(server.calls) == 1 and client.pc.connectionState == "connected"
+    await client.close()
+
+
+async def test_any_failure_handling_a_message_is_an_error_reply_not_a_broken_call(make_server, caplog):
     models = FakeModels()
-    server = await serve(models=models)
+    server = await make_server(models=models)
     client = await connected(server)
     session = models.sessions[0]
 
@@ -122,10 +122,10 @@ def test_typed_text_loses_surrogates_and_control_characters_and_is_nfc():
     assert clean_text("\ud800\udfff\x00 \x7f") == ""
 
 
-async def test_typed_text_is_cleaned_before_it_reaches_the_session(serve):
+async def test_typed_text_is_cleaned_before_it_reaches_the_session(make_server):
     """A lone surrogate (valid JSON "\\ud800") reached the tokenizer and failed that turn and every later one."""
     models = FakeModels()
-    server = await serve(models=models)
+    server = await make_server(models=models)
     client = await connected(server)
     texts = pushed_texts(models.sessions[0])
     client.send('{"type": "text", "text": "\\ud800Tell me\\u0000 a joke\\u0007 please."}')
@@ -139,10 +139,10 @@ async def test_typed_text_is_cleaned_before_it_reaches_the_session(serve):
     await client.close()
 
 
-async def test_a_burst_of_typed_messages_is_rate_limited_and_the_call_goes_on(serve):
+async def test_a_burst_of_typed_messages_is_rate_limited_and_the_call_goes_on(make_server):
     """300 typed messages in a burst each interrupted and restarted the answer; another call waited 11-15 s."""
     models = FakeModels()
-    server = await serve(models=models, text_burst=5, text_rate_per_s=1.0)
+    server = await make_server(models=models, text_burst=5, text_rate_per_s=1.0)
     client = await connected(server)
     texts = pushed_texts(models.sessions[0])
     started = time.monotonic()
@@ -180,9 +180,9 @@ async def offer_sdp(direction: str = "sendrecv", candidates: bool = True) -> str
     return sdp
 
 
-async def test_offers_that_cannot_make_a_call_are_refused_with_json_and_build_no_session(serve):
+async def test_offers_that_cannot_make_a_call_are_refused_with_json_and_build_no_session(make_server):
     models = FakeModels()
-    server = await serve(models=models)
+    server = await make_server(models=models)
     auth = {"Authorization": f"Bearer {server.token}"}
     async with aiohttp.ClientSession() as http:
         async with http.post(base(server) + "/offer", data=b"[" * 60_000, headers=auth) as r:
@@ -196,9 +196,9 @@ async def test_offers_that_cannot_make_a_call_are_refused_with_json_and_build_no
     assert models.sessions == [] and not server.calls  # each built session costs ~0.6 MB
 
 
-async def test_an_unexpected_error_is_a_json_500_logged_once(serve, caplog):
+async def test_an_unexpected_error_is_a_json_500_logged_once(make_server, caplog):
     models = FakeModels()
-    server = await serve(models=models)
+    server = await make_server(models=models)
 
     def broken(**_):
         raise RuntimeError("out of something")
@@ -214,9 +214,9 @@ async def test_an_unexpected_error_is_a_json_500_logged_once(serve, caplog):
     assert len(logged) == 1 and not server.calls
 
 
-async def test_an_offer_that_never_connects_frees_its_slot_at_the_connect_deadline(serve):
+async def test_an_offer_that_never_connects_frees_its_slot_at_the_connect_deadline(make_server):
     """Offers with no ICE candidates held every slot for good: nothing ever failed, so nothing closed them."""
-    server = await serve(max_sessions=1, connect_timeout_s=1.0)
+    server = await make_server(max_sessions=1, connect_timeout_s=1.0)
     sdp = await offer_sdp(candidates=False)
     async with aiohttp.ClientSession() as http, http.post(
             base(server) + "/offer", json={"sdp": sdp, "type": "offer"},
@@ -247,9 +247,9 @@ asyncio.run(main())
 """
 
 
-async def test_a_peer_whose_process_is_killed_is_torn_down_within_the_media_timeout(serve):
+async def test_a_peer_whose_process_is_killed_is_torn_down_within_the_media_timeout(make_server):
     """It held its slot 31.8 s. Default options: the 5 s media timeout (it was 10 s) frees it."""
-    server = await serve()
+    server = await make_server()
     peer = await asyncio.create_subprocess_exec(sys.executable, "-c", PEER, base(server), server.token,
                                                 cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE)
     try:
@@ -267,8 +267,8 @@ async def test_a_peer_whose_process_is_killed_is_torn_down_within_the_media_time
         await peer.wait()
 
 
-async def test_ended_calls_are_small_summaries_not_sessions(serve):
-    server = await serve()
+async def test_ended_calls_are_small_summaries_not_sessions(make_server):
+    server = await make_server()
     client = await connected(server)
     await wait_until(lambda: all(c.audio_frames_in > 5 for c in server.calls.values()))
     client.send({"type": "hangup"})
@@ -282,9 +282,9 @@ async def test_ended_calls_are_small_summaries_not_sessions(serve):
 # --- the HTTP server --------------------------------------------------------------------------------
 
 
-async def test_half_open_connections_are_capped_and_timed_out_and_health_still_answers(serve):
+async def test_half_open_connections_are_capped_and_timed_out_and_health_still_answers(make_server):
     """1124 connections that sent nothing exhausted the file descriptors: /health and new calls failed."""
-    server = await serve(max_connections=50, header_timeout_s=1.0)
+    server = await make_server(max_connections=50, header_timeout_s=1.0)
     limiter = server.site.limiter
     streams = []
     try:
@@ -308,8 +308,8 @@ async def test_half_open_connections_are_capped_and_timed_out_and_health_still_a
             writer.close()
 
 
-async def test_when_every_connection_is_busy_a_new_one_is_closed_and_a_slow_body_gets_408(serve):
-    server = await serve(max_connections=5, header_timeout_s=1.0)
+async def test_when_every_connection_is_busy_a_new_one_is_closed_and_a_slow_body_gets_408(make_server):
+    server = await make_server(max_connections=5, header_timeout_s=1.0)
     head = (f"POST /offer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n"
             "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n").encode()
     busy = []
@@ -331,9 +331,9 @@ async def test_when_every_connection_is_busy_a_new_one_is_closed_and_a_slow_body
             writer.close()
 
 
-async def test_an_idle_kept_alive_connection_is_closed(serve):
+async def test_an_idle_kept_alive_connection_is_closed(make_server):
     """aiohttp keeps an idle connection an hour by default: each would hold one of max_connections."""
-    server = await serve(keepalive_timeout_s=0.5)
+    server = await make_server(keepalive_timeout_s=0.5)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(f"GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n\r\n".encode())

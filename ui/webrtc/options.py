@@ -10,7 +10,9 @@ class ServerOptions:
     host: str = "127.0.0.1"  # bind address; ICE host candidates are restricted to it as well
     port: int = 8080  # 0 picks a free port
     token: str = ""  # "" = a random token made at start and printed with the URL
-    max_sessions: int = 4  # calls beyond this get HTTP 503 "busy"
+    # Calls beyond this get HTTP 503 "busy". 2: on 2 cores, 2 calls asking at once answer in p90 1.13 s and
+    # 3 in 2.31 s (benchmarks/call_load.py, docs/benchmarks.md); 4 let every call's answers come late.
+    max_sessions: int = 2
     max_body_bytes: int = 64 * 1024  # an SDP offer is ~5 KB; anything far larger is refused with 413
     max_message_bytes: int = 4096  # one data channel message from the page
     max_text_chars: int = 2000  # one typed message

@@ -36,6 +36,7 @@ from ui.webrtc.call import Call, CallSummary
 from ui.webrtc.ice import restrict_ice_to
 from ui.webrtc.limits import LimitedSite
 from ui.webrtc.options import ServerOptions
+from ui.webrtc.sctp import tolerate_invalid_text
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -187,6 +188,7 @@ class ChatServer:
     async def start(self) -> str:
         """Start listening; returns the page URL with the token."""
         restrict_ice_to(self.options.host)
+        tolerate_invalid_text()
         # aiohttp's default keep-alive is an hour (each idle connection would hold a slot that long), and
         # a request still running at stop may take stop_timeout_s (aiohttp would wait 60 s).
         self._runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=self.options.keepalive_timeout_s,
