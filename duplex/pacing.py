@@ -106,6 +106,9 @@ class MeteredLanguageModel(_Metered):
     def stream_chat(self, *args, **kwargs):
         return self._meter.stream(self._inner.stream_chat(*args, **kwargs))
 
+    def prepare(self, *args, **kwargs):  # reading ahead in idle time is model work too
+        return self._meter.call(self._inner.prepare, *args, **kwargs)
+
 
 class MeteredSynthesizer(_Metered):
     def synthesize(self, *args, **kwargs):

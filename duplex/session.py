@@ -185,6 +185,7 @@ class DuplexSession:
         if self.closed:
             return
         self.closed = True
+        self._idle_reading.set()  # a prompt read ahead for a next turn that will not come
         turn = self._turn
         if turn is not None and not turn.closed:  # the event log ends with the turn, not in its middle
             turn.closed = True

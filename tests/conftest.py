@@ -66,3 +66,23 @@ def assistant_models(config, stack):
     from assistant.session import AssistantModels
 
     return AssistantModels(config, stack=stack)
+
+
+@pytest.fixture
+async def make_server():
+    """Starts chat servers on 127.0.0.1 (a free port; fake models unless ``models=`` is given); stops them after."""
+    from tests.chat_server import FakeModels
+    from ui.webrtc.options import ServerOptions
+    from ui.webrtc.server import ChatServer
+
+    servers = []
+
+    async def start(**options) -> ChatServer:
+        server = ChatServer(options.pop("models", None) or FakeModels(), ServerOptions(port=0, **options))
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()

@@ -229,6 +229,16 @@ async def test_bad_typed_text_is_cleaned_or_refused_and_the_call_goes_on():
     assert [t.text for t in session.history if t.role == "user"] == ["Hello there", "And again?"]
 
 
+async def test_closing_during_an_answer_ends_the_turn_in_the_log():
+    """A server stopping mid-answer left an event log that ended in the middle of the turn."""
+    session, log = make_session(ScriptedLLM(extra_words=60))
+    timeline = Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q")
+    await play(session, timeline, tail_s=1.5)  # leaves the session (closes it) while the answer plays
+    ended = log.of_kind("TurnEnded")
+    assert [t["status"] for t in ended] == ["closed"] and ended[0]["spoken"]
+    assert log.records[-1]["kind"] in ("TurnEnded", "PlaybackStopped")
+
+
 async def test_a_hung_model_is_restarted():
     session, log = make_session(ScriptedLLM(hang=True), DuplexOptions(output_sample_rate=16000, llm_stall_s=0.5))
     timeline = (Timeline(1.0).add_audio(0.3, tone_speech(QUESTION, 1.0), "q1")

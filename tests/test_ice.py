@@ -15,7 +15,7 @@ import psutil
 import pytest
 from aiortc import RTCSessionDescription
 
-from tests.test_webrtc_server import FakeModels, base, wait_until
+from tests.chat_server import FakeModels, base, wait_until
 from tests.webrtc_client import ClientCall, SignalMicrophone
 from ui.webrtc.ice import restrict_ice_to
 from ui.webrtc.options import ServerOptions

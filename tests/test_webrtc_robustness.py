@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from tests.test_webrtc_server import FakeModels, base, make_server, wait_until  # noqa: F401 (a fixture)
-from tests.webrtc_client import ClientCall, SignalMicrophone
 from duplex.text import clean_text
+from tests.chat_server import FakeModels, base, wait_until
+from tests.webrtc_client import ClientCall, SignalMicrophone
 from ui.webrtc import log_limit
 from ui.webrtc.log_limit import RateLimitFilter
 from ui.webrtc.options import ServerOptions
@@ -379,7 +379,7 @@ def test_repeated_log_records_are_rate_limited_with_a_count():
 
 SERVE = """
 import asyncio, logging, sys
-from tests.test_webrtc_server import FakeModels
+from tests.chat_server import FakeModels
 from ui.webrtc.options import ServerOptions
 from ui.webrtc.server import serve_forever
 

@@ -10,62 +10,14 @@ import aiohttp
 import numpy as np
 import pytest
 
-from duplex.bus import EventLog
-from duplex.options import DuplexOptions
 from duplex.playback import PlaybackBuffer
 from duplex.clock import RealClock
-from duplex.session import DuplexSession
-from duplex.worker import WorkerModels
 from audio.frames import AudioFrame
-from tests.fakes import BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech
+from tests.fakes import tone_speech
+from tests.chat_server import FakeModels, base, wait_until
 from tests.webrtc_client import ClientCall, SignalMicrophone
 from ui.webrtc.ice import candidate_addresses
-from ui.webrtc.options import ServerOptions
-from ui.webrtc.server import ChatServer
 from ui.webrtc.tracks import AssistantVoiceTrack
-
-
-class FakeModels:
-    """Stands in for ``AssistantModels``: each call gets a session with fake models."""
-
-    def __init__(self, answer_words: int = 12) -> None:
-        self.answer_words = answer_words
-        self.sessions: list[DuplexSession] = []
-
-    def new_session(self, event_log_path=None, output_sample_rate=48000, clock=None, keep_event_records=True):
-        models = WorkerModels(PitchRecognizer(), ScriptedLLM(extra_words=self.answer_words, delay_s=0.01),
-                              BeepSynthesizer())
-        session = DuplexSession(models, KeywordDecider(), EnergyVad, DuplexOptions(output_sample_rate=output_sample_rate),
-                                event_log=EventLog(event_log_path))
-        self.sessions.append(session)
-        return session
-
-
-@pytest.fixture
-async def make_server():
-    servers = []
-
-    async def start(**options) -> ChatServer:
-        server = ChatServer(options.pop("models", None) or FakeModels(), ServerOptions(port=0, **options))
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.stop()
-
-
-def base(server: ChatServer) -> str:
-    return f"http://127.0.0.1:{server.port}"
-
-
-async def wait_until(condition, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_http_refusals_are_clear_json_and_leave_no_call(make_server):
@@ -92,7 +44,7 @@ async def test_http_refusals_are_clear_json_and_leave_no_call(make_server):
         async with http.post(base(server) + "/offer", data=b"x" * 100_000, headers=auth) as r:
             assert r.status == 413 and "too large" in (await r.json())["error"]
         async with http.get(base(server) + "/health", headers=auth) as r:
-            assert (await r.json()) == {"calls": 0, "max_sessions": 4}
+            assert (await r.json()) == {"calls": 0, "max_sessions": server.options.max_sessions}
     assert not server.calls
     assert not server.models.sessions  # a bad offer is refused before a session is built
 

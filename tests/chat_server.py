@@ -1,0 +1,47 @@
+"""A chat server on fast fake models, for the transport tests (a real aiortc peer calls it; the real
+models in a real browser: test_webrtc_browser.py). The ``make_server`` fixture (conftest.py) starts them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from duplex.bus import EventLog
+from duplex.options import DuplexOptions
+from duplex.session import DuplexSession
+from duplex.worker import WorkerModels
+from tests.fakes import (
+    BeepSynthesizer,
+    EnergyVad,
+    KeywordDecider,
+    PitchRecognizer,
+    ScriptedLLM,
+)
+from ui.webrtc.server import ChatServer
+
+
+class FakeModels:
+    """Stands in for ``AssistantModels``: each call gets a session with fake models."""
+
+    def __init__(self, answer_words: int = 12) -> None:
+        self.answer_words = answer_words
+        self.sessions: list[DuplexSession] = []
+
+    def new_session(self, event_log_path=None, output_sample_rate=48000, clock=None, keep_event_records=True):
+        models = WorkerModels(PitchRecognizer(), ScriptedLLM(extra_words=self.answer_words, delay_s=0.01),
+                              BeepSynthesizer())
+        session = DuplexSession(models, KeywordDecider(), EnergyVad, DuplexOptions(output_sample_rate=output_sample_rate),
+                                event_log=EventLog(event_log_path))
+        self.sessions.append(session)
+        return session
+
+
+def base(server: ChatServer) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def wait_until(condition, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
