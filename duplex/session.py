@@ -620,9 +620,10 @@ class DuplexSession:
                                    status=status, answer=answer, spoken=answer))
         # Idle time until the user speaks: the model reads the history now (trimmed now, if the next question
         # would overflow it), so that the next answer reads only the new question.
-        self._idle_reading = threading.Event()
-        messages = self.conversation.messages(reserve_tokens=NEXT_QUESTION_TOKENS)
-        self._spawn(turn.worker.prepare(messages, self._idle_reading))
+        if self._segment is None:  # not while the user already speaks: the ASR needs the cores
+            self._idle_reading = threading.Event()
+            messages = self.conversation.messages(reserve_tokens=NEXT_QUESTION_TOKENS)
+            self._spawn(turn.worker.prepare(messages, self._idle_reading))
 
     # --- faults ------------------------------------------------------------------------------------
 
