@@ -42,7 +42,7 @@ class DuplexOptions:
     first_phrase_words: int | None = 4
     tts_lookahead_s: float = 2.5  # synthesise at most this far ahead of what is playing
     history_token_budget: int = 1500
-    llm_stall_s: float = 15.0  # no token for this long: the worker is declared hung and restarted
+    llm_stall_s: float = 15.0  # no progress (a token, a block of prompt read) for this long: hung, restarted
     apology: str = "Sorry, something went wrong on my side. Could you say that again?"
     output_sample_rate: int = 48000
     # Camera: frames are sampled (often while the user speaks, rarely when idle), analysed one at a time off
