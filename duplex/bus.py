@@ -13,9 +13,11 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from duplex.events import Event
+
+E = TypeVar("E", bound=Event)
 
 
 class Subscription:
@@ -108,29 +110,35 @@ class EventBus:
 
 
 class EventLog:
-    """Writes every event as one JSON line (audio summarised by duration) and keeps them in memory."""
+    """Keeps every event (``events``, typed) and writes each as one JSON line (audio summarised by its
+    duration): the log file is the edge where events become JSON."""
 
     def __init__(self, path: str | Path | None = None, keep: bool = True,
-                 skip_kinds: tuple[str, ...] = ("UserAudio",)) -> None:
-        self.records: list[dict] = []
+                 skip: tuple[type[Event], ...] = ()) -> None:
+        self.events: list[Event] = []
+        self.records: list[dict] = []  # the same, as the JSON-ready dicts the file holds
         self.keep = keep
-        self.skip_kinds = skip_kinds  # 50 microphone frames a second would drown everything else
+        self.skip = skip
         self._file: IO[str] | None = None
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "w", buffering=1)
 
     def __call__(self, event: Event) -> None:
-        if event.kind in self.skip_kinds:
+        if isinstance(event, self.skip):
             return
         record = event.to_log()
         if self.keep:
+            self.events.append(event)
             self.records.append(record)
         if self._file is not None:
             self._file.write(json.dumps(record, default=str) + "\n")
 
     def of_kind(self, *kinds: str) -> list[dict]:
         return [r for r in self.records if r["kind"] in kinds]
+
+    def of_type(self, *types: type[E]) -> list[E]:
+        return [event for event in self.events if isinstance(event, types)]
 
     def close(self) -> None:
         if self._file is not None:

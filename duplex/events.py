@@ -8,10 +8,24 @@ frames do, so an interruption never waits behind audio.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from audio.frames import AudioFrame
+from duplex.decision import StateToken
+
+
+class TurnStatus(str, enum.Enum):
+    COMPLETED = "completed"  # the whole answer was played
+    INTERRUPTED = "interrupted"  # the user took the floor; the history keeps what was heard
+    FAILED = "failed"  # a model failed or hung; the question leaves the history, the user hears an apology
+    CLOSED = "closed"  # the session ended during the answer
+
+
+class PlaybackReason(str, enum.Enum):
+    FINISHED = "finished"  # the turn's last audio was played
+    INTERRUPTED = "interrupted"  # its queued audio was dropped
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,11 +54,6 @@ class Event:
 
 
 # --- user side -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, kw_only=True)
-class UserAudio(Event):
-    frame: AudioFrame  # 16 kHz mono int16
-
 
 @dataclass(frozen=True, kw_only=True)
 class SpeechStarted(Event):
@@ -77,7 +86,7 @@ class TextMessage(Event):
 class StateDecided(Event):
     worker: str
     segment_id: int  # -1 for typed text
-    token: str  # "<1>", "<2>" or "<3>"
+    token: StateToken
     query_probability: float
     reason: str
     text: str
@@ -148,14 +157,14 @@ class PlaybackStarted(Event):
 class PlaybackStopped(Event):
     turn_id: int
     played_s: float
-    reason: str  # "finished", "interrupted", "paused"
+    reason: PlaybackReason
 
 
 @dataclass(frozen=True, kw_only=True)
 class TurnEnded(Event):
     worker: str
     turn_id: int
-    status: str  # "completed", "interrupted", "failed", or "closed" (the session ended during the answer)
+    status: TurnStatus
     answer: str  # the whole answer the model wrote
     spoken: str  # the part the user actually heard
 

@@ -18,7 +18,7 @@ import numpy as np
 from audio.echo import EchoReference
 from audio.frames import AudioFrame
 from duplex.clock import Clock
-from duplex.events import Event, PlaybackStarted, PlaybackStopped
+from duplex.events import Event, PlaybackReason, PlaybackStarted, PlaybackStopped
 
 
 @dataclass
@@ -76,7 +76,7 @@ class PlaybackBuffer:
             turn = self._turns.setdefault(turn_id, TurnPlayback(turn_id))
             turn.complete = True
             if turn.started and not any(c.turn_id == turn_id for c in self._queue):
-                events.append(self._stopped(turn, "finished"))
+                events.append(self._stopped(turn, PlaybackReason.FINISHED))
         for event in events:
             self.publish(event)
 
@@ -117,7 +117,7 @@ class PlaybackBuffer:
                     turn.partial_fraction = clause.played / max(1, len(clause.samples))
                 self._queue.remove(clause)
             if turn.started and self._playing_turn == turn_id:
-                events.append(self._stopped(turn, "interrupted"))
+                events.append(self._stopped(turn, PlaybackReason.INTERRUPTED))
             self._ducked, self._lowered_gain = False, None
         for event in events:
             self.publish(event)
@@ -150,7 +150,7 @@ class PlaybackBuffer:
                     self._queue.popleft()
                     turn.heard_clauses.append(clause.text)
                     if turn.complete and not any(c.turn_id == turn.turn_id for c in self._queue):
-                        events.append(self._stopped(turn, "finished"))
+                        events.append(self._stopped(turn, PlaybackReason.FINISHED))
             self.total_played_samples += num_samples
             gain = self.duck_gain if self._ducked else self._lowered_gain
             if gain is not None:
@@ -184,7 +184,7 @@ class PlaybackBuffer:
         with self._lock:
             return self._turns.setdefault(turn_id, TurnPlayback(turn_id))
 
-    def _stopped(self, turn: TurnPlayback, reason: str) -> PlaybackStopped:
+    def _stopped(self, turn: TurnPlayback, reason: PlaybackReason) -> PlaybackStopped:
         if self._playing_turn == turn.turn_id:
             self._playing_turn = None
         return PlaybackStopped(time=self.clock.now(), turn_id=turn.turn_id,

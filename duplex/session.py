@@ -33,7 +33,7 @@ from duplex.conversation import Conversation, Turn
 from duplex.decision import SegmentEvidence, StateDecider, StateDecision, StateToken
 from duplex.events import (
     Duck, ErrorEvent, Event, HandOff, Interrupt, Metric, PlaybackStopped, Resume, SpeechEnded, SpeechStarted,
-    StateDecided, TextMessage, TurnEnded, TurnStarted, UserTranscript,
+    PlaybackReason, StateDecided, TextMessage, TurnEnded, TurnStarted, TurnStatus, UserTranscript,
 )
 from duplex.llm import GenerationOptions
 from duplex.options import DuplexOptions
@@ -191,7 +191,7 @@ class DuplexSession:
             turn.closed = True
             turn.worker.cancel_answer()
             self.bus.publish(TurnEnded(time=self.clock.now(), worker=turn.worker.name, turn_id=turn.turn_id,
-                                       status="closed", answer=turn.worker.answer_text,
+                                       status=TurnStatus.CLOSED, answer=turn.worker.answer_text,
                                        spoken=heard_text(self.output.interrupt(turn.turn_id))))
         for task in [*self._main_tasks, *self._tasks]:
             task.cancel()
@@ -534,7 +534,7 @@ class DuplexSession:
     def _publish_decision(self, segment: _Segment, decision: StateDecision, text: str, interim: bool,
                           decide_ms: float) -> None:
         self.bus.publish(StateDecided(
-            time=self.clock.now(), worker=segment.listener.name, segment_id=segment.id, token=decision.token.value,
+            time=self.clock.now(), worker=segment.listener.name, segment_id=segment.id, token=decision.token,
             query_probability=decision.query_probability, reason=decision.reason, text=text, interim=interim,
             assistant_speaking=segment.overlapped_assistant, decide_ms=decide_ms,
             echo_share=float(np.mean(segment.echo_shares)) if segment.echo_shares else 0.0))
@@ -543,7 +543,7 @@ class DuplexSession:
         now = self.clock.now()
         self.bus.publish(TextMessage(time=now, text=text))
         self.bus.publish(StateDecided(time=now, worker=self.listener.name, segment_id=-1,
-                                      token=StateToken.TEXT_QUERY.value, query_probability=1.0,
+                                      token=StateToken.TEXT_QUERY, query_probability=1.0,
                                       reason="typed message", text=text))
         await self.vision.settle(now, now, self.options.vision_wait_s)
         self._take_floor(self.listener, text, now, typed=True, visual_context=self.vision.context(now, now))
@@ -568,7 +568,7 @@ class DuplexSession:
         now = self.clock.now()
         self.bus.publish(Interrupt(time=now, turn_id=turn.turn_id, reason=reason,
                                    played_s=playback.played_samples / self.output.sample_rate))
-        self.bus.publish(TurnEnded(time=now, worker=turn.worker.name, turn_id=turn.turn_id, status="interrupted",
+        self.bus.publish(TurnEnded(time=now, worker=turn.worker.name, turn_id=turn.turn_id, status=TurnStatus.INTERRUPTED,
                                    answer=turn.worker.answer_text, spoken=spoken))
 
     def _take_floor(self, worker: Worker, question: str, from_time: float, typed: bool = False,
@@ -603,16 +603,16 @@ class DuplexSession:
         if error is not None:
             self._spawn(self._recover(worker, turn, error))
         elif self.output.turn(turn_id).enqueued_samples == 0:  # nothing to say (an empty answer)
-            self._close_turn(turn, "completed")
+            self._close_turn(turn, TurnStatus.COMPLETED)
 
     def _on_event(self, event: Event) -> None:
         """Bus listener: a turn is complete when its audio has finished playing."""
-        if isinstance(event, PlaybackStopped) and event.reason == "finished":
+        if isinstance(event, PlaybackStopped) and event.reason is PlaybackReason.FINISHED:
             turn = self._turn
             if turn is not None and turn.turn_id == event.turn_id and not turn.closed:
-                self._close_turn(turn, "completed")
+                self._close_turn(turn, TurnStatus.COMPLETED)
 
-    def _close_turn(self, turn: _OpenTurn, status: str) -> None:
+    def _close_turn(self, turn: _OpenTurn, status: TurnStatus) -> None:
         turn.closed = True
         answer = turn.worker.answer_text.strip()
         self.conversation.add_assistant(answer, self.clock.now())
@@ -634,7 +634,7 @@ class DuplexSession:
         now = self.clock.now()
         self.bus.publish(ErrorEvent(time=now, worker=worker.name, message=f"{type(error).__name__}: {error}",
                                     recovered=True))
-        self.bus.publish(TurnEnded(time=now, worker=worker.name, turn_id=turn.turn_id, status="failed",
+        self.bus.publish(TurnEnded(time=now, worker=worker.name, turn_id=turn.turn_id, status=TurnStatus.FAILED,
                                    answer=worker.answer_text, spoken=spoken))
         # The question leaves the history with its half answer: were it what broke the model (too long, a
         # character the tokenizer chokes on), every later turn would fail on it too.

@@ -3,8 +3,9 @@
 from types import SimpleNamespace
 
 from duplex.events import (
-    AssistantAudio, Duck, LLMToken, PlaybackStarted, SpeechStarted, StateDecided, TurnStarted, UserAudio,
+    AssistantAudio, Duck, LLMToken, PlaybackStarted, SpeechStarted, StateDecided, TurnStarted,
 )
+from duplex.decision import StateToken
 from audio.frames import AudioFrame
 from ui.live_events import LiveEvents
 
@@ -18,9 +19,8 @@ def test_latencies_labels_roles_and_what_is_left_out():
     session = fake_session()
     live = LiveEvents(session)
     audio = AudioFrame.silence(0.02)
-    assert live.messages(UserAudio(time=0.1, frame=audio)) == []
     assert live.messages(AssistantAudio(time=0.1, worker="A", turn_id=1, frame=audio, text="x")) == []
-    decided = live.messages(StateDecided(time=1.0, worker="A", segment_id=1, token="<2>", query_probability=0.1,
+    decided = live.messages(StateDecided(time=1.0, worker="A", segment_id=1, token=StateToken.IGNORE, query_probability=0.1,
                                          reason="noise", text=""))
     assert decided[0]["label"] == "noise" and decided[0]["type"] == "event"
     live.messages(TurnStarted(time=2.0, worker="A", turn_id=1, question="q", from_time=1.5))

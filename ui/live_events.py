@@ -15,7 +15,7 @@ from duplex.events import (
     TurnStarted,
 )
 
-QUIET_KINDS = {"UserAudio", "AssistantAudio", "Metric", "VisionFrame"}
+QUIET_KINDS = {"AssistantAudio", "Metric", "VisionFrame"}
 TOKEN_LABELS = {"<1>": "query", "<2>": "noise", "<3>": "text"}
 
 
