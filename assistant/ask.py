@@ -15,7 +15,7 @@ from audio.asr import Transcript
 from audio.clauses import ClauseChunker
 from audio.frames import AudioFrame
 from audio.vad import trim_to_speech
-from duplex.llm import ChatMessage, GenerationOptions
+from duplex.models import ChatMessage, GenerationOptions
 
 
 class NoSpeechError(ValueError):

@@ -14,11 +14,7 @@ from typing import TypeVar
 
 from assistant import bundled
 from assistant.config import ASRConfig, AssistantConfig, ConfigError, LLMConfig, TTSConfig, VADConfig, VisionConfig
-from audio.asr import SpeechRecognizer
-from audio.tts import SpeechSynthesizer
-from audio.vad import VoiceActivityDetector
-from duplex.llm import LanguageModel
-from duplex.vision import FrameDescriber
+from duplex.models import FrameDescriber, LanguageModel, SpeechRecognizer, SpeechSynthesizer, VoiceActivityDetector
 
 T = TypeVar("T")
 

@@ -10,10 +10,10 @@ from assistant.backends import ModelStack, load_describer, load_stack, load_vad
 from assistant.config import AssistantConfig, ConfigError
 from duplex.bus import EventLog
 from duplex.clock import Clock
-from duplex.decision import StateDecider
-from duplex.llm import GenerationOptions
+from duplex.models import StateDecider
+from duplex.models import GenerationOptions
 from duplex.session import DuplexSession
-from duplex.worker import WorkerModels
+from duplex.models import WorkerModels
 
 
 def worker_models(stack: ModelStack) -> WorkerModels:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -55,13 +54,6 @@ class Transcript:
     def looks_like_noise(self) -> bool:
         """Whisper's own rule for skipping a window as silence/noise (no_speech > 0.6 and logprob < -1)."""
         return not self.text.strip() or (self.no_speech_prob > 0.6 and self.avg_logprob < -1.0)
-
-
-class SpeechRecognizer(Protocol):
-    name: str
-
-    def transcribe(self, audio_16k: np.ndarray) -> Transcript:
-        """Transcribe 16 kHz mono float32 audio. Blocking: call it from a worker thread."""
 
 
 def _check_audio(audio_16k: np.ndarray) -> np.ndarray:

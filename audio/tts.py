@@ -13,19 +13,10 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from audio.frames import AudioFrame
-
-
-class SpeechSynthesizer(Protocol):
-    name: str
-    sample_rate: int
-
-    def synthesize(self, text: str) -> Iterator[AudioFrame]:
-        """Yield mono int16 chunks of ``text`` spoken. Blocking: run it in a worker thread."""
 
 
 class PiperSynthesizer:

@@ -9,24 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from audio.frames import AudioFrame, to_float32, to_int16
 
 VAD_SAMPLE_RATE = 16000
-
-
-class VoiceActivityDetector(Protocol):
-    name: str
-    frame_samples: int  # samples per frame at 16 kHz
-
-    def speech_probability(self, frame: np.ndarray) -> float:
-        """Probability that this frame (``frame_samples`` int16 samples) holds speech."""
-
-    def reset(self) -> None:
-        """Forget the stream's state (start of a new stream)."""
 
 
 class WebRtcVad:
@@ -101,14 +89,14 @@ class SileroVad:
         return float(np.asarray(output).reshape(-1)[0])
 
 
-def make_vad(kind: str = "silero", **options) -> VoiceActivityDetector:
+def make_vad(kind: str = "silero", **options) -> WebRtcVad | SileroVad:
     kinds = {"silero": SileroVad, "webrtcvad": WebRtcVad}
     if kind not in kinds:
         raise ValueError(f"unknown VAD {kind!r}; choose one of {', '.join(kinds)}")
     return kinds[kind](**options)
 
 
-def frame_probabilities(vad: VoiceActivityDetector, samples_16k: np.ndarray) -> np.ndarray:
+def frame_probabilities(vad: WebRtcVad | SileroVad, samples_16k: np.ndarray) -> np.ndarray:
     """Speech probability for each whole VAD frame of a 16 kHz mono signal."""
     vad.reset()
     size = vad.frame_samples
@@ -117,7 +105,7 @@ def frame_probabilities(vad: VoiceActivityDetector, samples_16k: np.ndarray) -> 
                     dtype=np.float32)
 
 
-def trim_to_speech(frame: AudioFrame, vad: VoiceActivityDetector, threshold: float = 0.5,
+def trim_to_speech(frame: AudioFrame, vad: WebRtcVad | SileroVad, threshold: float = 0.5,
                    padding_s: float = 0.25) -> AudioFrame | None:
     """Cut leading and trailing non-speech; ``None`` when no frame reaches ``threshold``.
 

@@ -37,7 +37,7 @@ from audio.frames import AudioFrame  # noqa: E402
 from audio.vad import SileroVad  # noqa: E402
 from audio.wavfile import read_audio  # noqa: E402
 from duplex.bus import EventLog  # noqa: E402
-from duplex.llm import GenerationOptions  # noqa: E402
+from duplex.models import GenerationOptions  # noqa: E402
 from duplex.session import DuplexSession  # noqa: E402
 from duplex.timeline import Timeline, run_timeline  # noqa: E402
 

@@ -22,7 +22,7 @@ from assistant.backends import load_stack
 from assistant.config import AssistantConfig, parse_llm_spec
 from audio.frames import AudioFrame
 from audio.vad import SileroVad, WebRtcVad
-from duplex.llm import ChatMessage, GenerationOptions
+from duplex.models import ChatMessage, GenerationOptions
 
 PROMPTS = ["What is the capital of France?", "Give me one tip for sleeping better.",
            "Why do cats purr?", "How far away is the moon?"]

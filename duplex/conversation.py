@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from duplex.llm import ChatMessage, approximate_tokens
+from duplex.models import ChatMessage, approximate_tokens
 from duplex.text import clean_text
 
 # Said on the user's side, not appended to the cut answer: small models copy an end-of-answer marker into

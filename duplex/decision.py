@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
@@ -41,8 +40,3 @@ class StateDecision:
     token: StateToken
     query_probability: float  # calibrated P(query); 1.0 for typed text
     reason: str  # short, human-readable: shown in the UI and the event log
-
-
-class StateDecider(Protocol):
-    def decide(self, evidence: SegmentEvidence) -> StateDecision:
-        """Blocking (may run a model): call it from a worker thread."""

@@ -136,7 +136,7 @@ class CountingVad(_Metered):
 
 def meter_session(session, meter: WorkMeter) -> None:
     """Count ``session``'s model calls with ``meter``; the session's own code path is unchanged."""
-    from duplex.worker import WorkerModels
+    from duplex.models import WorkerModels
 
     wrapped: dict[int, WorkerModels] = {}
     for worker in session.workers:

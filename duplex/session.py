@@ -26,22 +26,23 @@ import numpy as np
 from audio.echo import echo_share
 from audio.frames import AudioFrame, StreamResampler, rms_dbfs, to_int16
 from audio.onset import LevelRise
-from audio.vad import VAD_SAMPLE_RATE, SpeechSegmenter, VoiceActivityDetector
+from audio.vad import VAD_SAMPLE_RATE, SpeechSegmenter
 from duplex.bus import EventBus, EventLog
 from duplex.clock import Clock, RealClock
 from duplex.conversation import Conversation, Turn
-from duplex.decision import SegmentEvidence, StateDecider, StateDecision, StateToken
+from duplex.decision import SegmentEvidence, StateDecision, StateToken
 from duplex.events import (
     Duck, ErrorEvent, Event, HandOff, Interrupt, Metric, PlaybackStopped, Resume, SpeechEnded, SpeechStarted,
     PlaybackReason, StateDecided, TextMessage, TurnEnded, TurnStarted, TurnStatus, UserTranscript,
 )
-from duplex.llm import GenerationOptions
+from duplex.models import FrameDescriber, GenerationOptions, StateDecider, VoiceActivityDetector
 from duplex.options import DuplexOptions
 from duplex.playback import PlaybackBuffer, heard_text
 from duplex.state import asks_for_silence
 from duplex.turn_end import turn_looks_complete
-from duplex.vision import FrameDescriber, VisionInput
-from duplex.worker import Worker, WorkerModels
+from duplex.vision import VisionInput
+from duplex.models import WorkerModels
+from duplex.worker import Worker
 
 LISTENER_TIMEOUT_S = 20.0  # ASR + decision on one segment; past this the listener is declared hung
 NEXT_QUESTION_TOKENS = 100  # room kept for the next question when the history is read ahead after an answer

@@ -37,23 +37,13 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from duplex.decision import SegmentEvidence, StateDecision, StateToken
+from duplex.models import TextEmbedder
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "state_model.json"
-
-
-@runtime_checkable
-class TextEmbedder(Protocol):
-    """The LLM's view of a transcript: a fixed-size hidden state (e.g. the last token's, after a chat prompt)."""
-
-    name: str  # identifies model + prompt + pooling; the shipped head only fits the embedder it was trained on
-
-    def embed(self, text: str) -> np.ndarray:
-        """1-D float vector. Blocking: runs the model."""
 
 
 # --- lexicons -------------------------------------------------------------------------------------------

@@ -19,35 +19,18 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from duplex.clock import Clock
 from duplex.events import ErrorEvent, Event, VisionDescribed, VisionFrame, VisionStale
+from duplex.models import FrameDescriber
 from duplex.options import DuplexOptions
 
 log = logging.getLogger("duplex.vision")
 
 THUMBNAIL_SIDE = 32  # change detection compares frames at this size
 MAX_CAPTURE_DELAY_S = 5.0  # a frame "captured" longer ago than this was stamped on another clock
-
-
-class FrameDescriber(Protocol):
-    """Turns one RGB frame into a short text the language model can use (experts, a VLM, ...)."""
-
-    name: str
-
-    def describe(self, frame: np.ndarray) -> str:
-        """Blocking (runs a model): called from the vision thread with an RGB uint8 HxWx3 array."""
-
-
-class PausableDescriber(Protocol):
-    """Optional: a describer that can stop its CPU work on request (e.g. a child process it can suspend)."""
-
-    def pause(self) -> None: ...
-
-    def resume(self) -> None: ...
 
 
 class BadFrame(ValueError):

@@ -11,29 +11,18 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
-from audio.asr import SpeechRecognizer, Transcript
+from audio.asr import Transcript
 from audio.clauses import ClauseChunker
-from audio.tts import SpeechSynthesizer
 from duplex.bus import EventBus
 from duplex.clock import Clock
-from duplex.decision import SegmentEvidence, StateDecider, StateDecision
+from duplex.decision import SegmentEvidence, StateDecision
 from duplex.events import AssistantAudio, LLMToken
-from duplex.llm import ChatMessage, GenerationOptions, LanguageModel
+from duplex.models import ChatMessage, GenerationOptions, StateDecider, WorkerModels
 from duplex.playback import PlaybackBuffer
 from duplex.threads import iterate_in_thread
-
-
-@dataclass
-class WorkerModels:
-    """The models a worker uses, through their interfaces only."""
-
-    recognizer: SpeechRecognizer
-    language_model: LanguageModel
-    synthesizer: SpeechSynthesizer
 
 
 class WorkerStalled(RuntimeError):

@@ -8,7 +8,7 @@ import asyncio
 from duplex.bus import EventLog
 from duplex.options import DuplexOptions
 from duplex.session import DuplexSession
-from duplex.worker import WorkerModels
+from duplex.models import WorkerModels
 from tests.fakes import (
     BeepSynthesizer,
     EnergyVad,

@@ -18,7 +18,7 @@ from duplex.playback import PlaybackBuffer, heard_text
 from duplex.session import DuplexSession
 from duplex.timeline import Timeline, run_timeline
 from duplex.turn_end import turn_looks_complete
-from duplex.worker import WorkerModels
+from duplex.models import WorkerModels
 from tests.fakes import (
     BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech,
 )

@@ -11,7 +11,7 @@ import pytest
 
 from assistant import bundled
 from assistant.llm.openai_backend import OpenAICompatibleModel
-from duplex.llm import ChatMessage, GenerationOptions
+from duplex.models import ChatMessage, GenerationOptions
 
 pytestmark = pytest.mark.slow
 

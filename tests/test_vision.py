@@ -17,7 +17,7 @@ from duplex.options import DuplexOptions
 from duplex.session import DuplexSession
 from duplex.timeline import Timeline, run_timeline
 from duplex.vision import VisionInput, check_frame, BadFrame, frame_change, thumbnail, to_rgb
-from duplex.worker import WorkerModels
+from duplex.models import WorkerModels
 from tests.fakes import BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech
 
 QUESTION = 300

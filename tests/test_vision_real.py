@@ -13,11 +13,11 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from audio.frames import AudioFrame
 from audio.vad import SileroVad
 from duplex.bus import EventLog
-from duplex.llm import GenerationOptions
+from duplex.models import GenerationOptions
 from duplex.options import DuplexOptions
 from duplex.session import DuplexSession
 from duplex.timeline import Timeline, run_timeline
-from duplex.worker import WorkerModels
+from duplex.models import WorkerModels
 
 LABEL = ("BANANA", "BREAD")
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from duplex.llm import ChatMessage, GenerationOptions
+from duplex.models import ChatMessage, GenerationOptions
 
 LOCK_POLL_S = 0.25  # how often a request waiting for the model looks at its cancel flag
 PROGRESS_FRESH_S = 5.0  # a waiting request reports progress while the model's holder made some this recently

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 
-from duplex.llm import ChatMessage, GenerationOptions, approximate_tokens
+from duplex.models import ChatMessage, GenerationOptions, approximate_tokens
 
 
 class OpenAICompatibleModel:

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from duplex.llm import ChatMessage, GenerationOptions
+from duplex.models import ChatMessage, GenerationOptions
 
 
 def _pick_device(device: str) -> str:
