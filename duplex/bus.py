@@ -85,6 +85,16 @@ class EventBus:
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop, self._loop_thread = loop, threading.get_ident()
 
+    def on_loop_thread(self) -> bool:
+        """True on the session's event loop thread (or before the session started)."""
+        return self._loop is None or threading.get_ident() == self._loop_thread
+
+    def call_on_loop(self, callback: Callable[..., object], *args: object) -> None:
+        """Run ``callback(*args)`` on the session's loop, from any thread (RuntimeError once it has closed)."""
+        if self._loop is None:
+            raise RuntimeError("the bus is not bound to a loop yet")
+        self._loop.call_soon_threadsafe(callback, *args)
+
     def subscribe(self, name: str, kinds: Iterable[type[Event]] | None = None, max_data: int = 1000) -> Subscription:
         subscription = Subscription(self, name, tuple(kinds) if kinds is not None else None, max_data)
         self._subscriptions.append(subscription)
@@ -99,8 +109,8 @@ class EventBus:
         self._listeners.append(callback)
 
     def publish(self, event: Event) -> None:
-        if self._loop is not None and threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self.publish, event)  # from a model thread: hop onto the loop
+        if not self.on_loop_thread():
+            self.call_on_loop(self.publish, event)  # from a model thread: hop onto the loop
             return
         for listener in self._listeners:
             listener(event)

@@ -59,6 +59,7 @@ class Event:
 class SpeechStarted(Event):
     onset: float  # when the voice began (earlier than ``time``, when the VAD was sure)
     segment_id: int
+    overlaps_assistant: bool = False  # the assistant was speaking (or about to): its voice gives way
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +95,33 @@ class StateDecided(Event):
     assistant_speaking: bool = False
     decide_ms: float = 0.0
     echo_share: float = 0.0  # how much of the segment's voiced audio was the assistant's own output
+
+
+# --- decisions: the floor and the voice act on these --------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class QueryHeard(Event):
+    """A query for the assistant: the floor interrupts whatever is said and ``worker`` answers ``text``.
+    An interim one (decided while the user still speaks, over the assistant's voice) only cuts the answer."""
+
+    control: ClassVar[bool] = True
+    worker: str  # the listener that heard it
+    segment_id: int  # -1 for typed text
+    text: str
+    from_time: float  # the end of the speech (or the time of the typed message)
+    typed: bool = False
+    interim: bool = False
+    visual_context: str = ""  # what the camera showed around the question
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeechDismissed(Event):
+    """Speech judged not for the assistant (noise, a backchannel, side talk): its voice may come back."""
+
+    control: ClassVar[bool] = True
+    segment_id: int
+    reason: str
+    interim: bool = False
 
 
 # --- camera side -----------------------------------------------------------------------------------

@@ -146,11 +146,10 @@ def meter_session(session, meter: WorkMeter) -> None:
                                                MeteredLanguageModel(models.language_model, meter),
                                                MeteredSynthesizer(models.synthesizer, meter))
         worker.models = wrapped[id(models)]
-    session.decider = MeteredDecider(session.decider, meter)
-    vision = getattr(session, "vision", None)
-    if vision is not None and vision.describer is not None:  # the camera's analysis is model work too
-        vision.describer = MeteredDescriber(vision.describer, meter)
-    session.vad = CountingVad(session.vad, meter)
+    session.hearing.decider = MeteredDecider(session.hearing.decider, meter)
+    if session.vision.describer is not None:  # the camera's analysis is model work too
+        session.vision.describer = MeteredDescriber(session.vision.describer, meter)
+    session.input.vad = CountingVad(session.input.vad, meter)
 
 
 class VirtualPacer:

@@ -1,9 +1,9 @@
 """The assistant's outgoing speech: a queue the transport pulls from, which knows what was heard.
 
 Workers ``enqueue`` clause-sized chunks; a transport (WebRTC track, sound card callback, replay) calls
-``read`` for each output block. The buffer ducks or pauses on the user's speech onset, drops queued audio
-on an interrupt, and tracks per turn how much was actually played, so the conversation history can keep
-exactly the words the user heard. ``read`` may be called from a sound card's thread: all state is locked.
+``read`` for each output block. The buffer gives way on the user's speech onset (pauses, or plays on at
+``duck_gain``), softens on a mere hint of one, drops queued audio on an interrupt, and tracks per turn how
+much was actually played, so the conversation history can keep exactly the words the user heard. ``read`` may be called from a sound card's thread: all state is locked.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ class PlaybackBuffer:
         self._lock = threading.Lock()
         self._queue: deque[_Clause] = deque()
         self._turns: dict[int, TurnPlayback] = {}
-        self._ducked = False
-        self._lowered_gain: float | None = None
+        self._giving_way = False
+        self._softened_gain: float | None = None
         self._playing_turn: int | None = None
         self.total_played_samples = 0
         self.echo_reference = EchoReference(sample_rate)  # what the loudspeaker played, for the echo guard
@@ -82,28 +82,29 @@ class PlaybackBuffer:
 
     # --- control ---------------------------------------------------------------------------------
 
-    def duck(self) -> None:
+    def give_way(self) -> None:
+        """The user has begun speaking: play on at ``duck_gain`` (0: pause, keeping the position)."""
         with self._lock:
-            self._ducked = True
+            self._giving_way = True
 
-    def lower(self, gain: float) -> None:
-        """Play on at ``gain`` (a hint of speech, not yet a confirmed onset); ``duck`` takes precedence."""
+    def soften(self, gain: float) -> None:
+        """Play on at ``gain`` (a hint of speech, not yet a confirmed onset); ``give_way`` takes precedence."""
         with self._lock:
-            self._lowered_gain = gain
+            self._softened_gain = gain
 
     def resume(self) -> None:
-        """Back to full voice, from a duck or a lowering alike."""
+        """Back to full voice, from giving way or softening alike."""
         with self._lock:
-            self._ducked = False
-            self._lowered_gain = None
+            self._giving_way = False
+            self._softened_gain = None
 
     @property
-    def ducked(self) -> bool:
-        return self._ducked
+    def giving_way(self) -> bool:
+        return self._giving_way
 
     @property
-    def lowered(self) -> bool:
-        return self._lowered_gain is not None
+    def softened(self) -> bool:
+        return self._softened_gain is not None
 
     def interrupt(self, turn_id: int) -> TurnPlayback:
         """Drop every queued chunk of ``turn_id`` and return what of it was heard."""
@@ -118,7 +119,7 @@ class PlaybackBuffer:
                 self._queue.remove(clause)
             if turn.started and self._playing_turn == turn_id:
                 events.append(self._stopped(turn, PlaybackReason.INTERRUPTED))
-            self._ducked, self._lowered_gain = False, None
+            self._giving_way, self._softened_gain = False, None
         for event in events:
             self.publish(event)
         return turn
@@ -130,7 +131,7 @@ class PlaybackBuffer:
         out = np.zeros(num_samples, dtype=np.int16)
         events: list[Event] = []
         with self._lock:
-            if self._ducked and self.duck_gain == 0.0:
+            if self._giving_way and self.duck_gain == 0.0:
                 self.echo_reference.played(out)
                 return out  # paused: the position is kept, nothing is lost
             filled = 0
@@ -152,7 +153,7 @@ class PlaybackBuffer:
                     if turn.complete and not any(c.turn_id == turn.turn_id for c in self._queue):
                         events.append(self._stopped(turn, PlaybackReason.FINISHED))
             self.total_played_samples += num_samples
-            gain = self.duck_gain if self._ducked else self._lowered_gain
+            gain = self.duck_gain if self._giving_way else self._softened_gain
             if gain is not None:
                 out = (out.astype(np.float32) * gain).astype(np.int16)
             self.echo_reference.played(out)

@@ -125,7 +125,7 @@ class Worker:
         while (clause := await clauses.get()) is not None:
             # Synthesise just ahead of playback, not the whole answer at once: when the user talks, the
             # listener's ASR needs the CPU, and an interrupted answer's unspoken audio is wasted work.
-            while self.output.ducked or self.output.queued_seconds() > self.tts_lookahead_s:
+            while self.output.giving_way or self.output.queued_seconds() > self.tts_lookahead_s:
                 await self.clock.sleep(0.05)
             await self.speak(turn_id, clause, cancel)
 

@@ -279,7 +279,7 @@ def test_paused_playback_keeps_its_place():
 
     buffer.enqueue(1, AudioFrame(np.arange(1, 1001, dtype=np.int16), 16000), "x")
     first_part = buffer.read(100)
-    buffer.duck()
+    buffer.give_way()
     assert not buffer.read(100).any()
     buffer.resume()
     assert np.array_equal(np.concatenate([first_part, buffer.read(100)]), np.arange(1, 201, dtype=np.int16))
