@@ -159,6 +159,63 @@ def command_gradio(args: argparse.Namespace) -> int:
     return run(args, build_config)
 
 
+def command_train_state(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per model: the per-clip timings stay comparable
+    from assistant.bundled import piper_joe_voice, whisper_tiny_en
+    from assistant.recordings import DEFAULT_DATA_DIR, find_data_dir, load_manifest
+    from audio.tts import EspeakSynthesizer, PiperSynthesizer
+    from audio.vad import SileroVad
+    from duplex.state.hearing import Hearing, hear_dataset
+    from duplex.state.train import run, stderr_log
+
+    data_dir = find_data_dir(args.data)
+    if data_dir is None:
+        raise ConfigError(f"no MANIFEST.tsv in {args.data or DEFAULT_DATA_DIR}: pass --data with the recordings folder")
+    log = stderr_log()
+
+    def recognizer():  # whisper tiny.en on one CPU thread, as the listener runs it
+        if args.asr == "clip-whisper":
+            from audio.clip_whisper import ClipWhisperRecognizer
+
+            return ClipWhisperRecognizer(whisper_tiny_en(), device="cpu", threads=1)
+        from audio.asr import FasterWhisperRecognizer
+
+        return FasterWhisperRecognizer(whisper_tiny_en(), device="cpu", cpu_threads=1)
+
+    def voice(name: str):  # "piper:joe" or "espeak:VOICE"
+        backend, _, voice_name = name.partition(":")
+        return PiperSynthesizer(*piper_joe_voice()) if backend == "piper" else EspeakSynthesizer(voice_name)
+
+    embedder = None
+    if not args.no_embedding:
+        try:
+            from assistant.llm.embedding import LlamaCppEmbedder
+
+            embedder = LlamaCppEmbedder(threads=1)
+        except (ImportError, FileNotFoundError) as error:
+            log(f"no embedder ({error}): the features head only")
+    hearing = Hearing(args.asr, recognizer, SileroVad, voice, embedder)
+    dataset = hear_dataset(load_manifest(data_dir), data_dir, args.cache, hearing, args.speculate_after, log)
+    run(args, dataset, log)
+    return 0
+
+
+def _add_train_state_command(commands) -> None:
+    from duplex.options import DuplexOptions
+    from duplex.state.train import add_training_arguments
+
+    parser = commands.add_parser("train-state", help="hear the state decision's training clips with the bundled "
+                                                      "models, train its heads and write their weights")
+    parser.add_argument("--data", type=Path, help="the shared recordings folder (default: ../shared/data/audio)")
+    parser.add_argument("--asr", choices=("clip-whisper", "faster-whisper"), default=AssistantConfig().asr.backend,
+                        help="the listener's ASR (default: the assistant's; the head fits the ASR it saw)")
+    parser.add_argument("--speculate-after", type=float, default=DuplexOptions().speculate_after_s,
+                        help="seconds into a pause at which the live session decides (default: the session's)")
+    add_training_arguments(parser)
+    parser.set_defaults(handler=command_train_state,
+                        assistant_speaking_threshold=AssistantConfig().state_speaking_threshold)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Full-duplex voice and vision assistant")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -218,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     from assistant.replay.cli import add_replay_commands  # replay / eval: scenario files (docs/replay.md)
 
     add_replay_commands(commands, _add_model_options, build_config)
+    _add_train_state_command(commands)
     return parser
 
 

@@ -138,5 +138,6 @@ class Conversation:
             kept.pop(0)
         return [ChatMessage("system", system), *kept]
 
-    def tail(self, count: int = 4) -> tuple[str, ...]:
-        return tuple(f"{t.role}: {t.as_message().content}" for t in self.turns[-count:])
+    def tail(self, count: int = 4) -> tuple[ChatMessage, ...]:
+        """The last ``count`` turns as chat messages, oldest first (untrimmed, unmerged: for the state decision)."""
+        return tuple(turn.as_message() for turn in self.turns[-count:])

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio.asr import Transcript
+
+if TYPE_CHECKING:  # duplex.models imports this module for the decider's interface
+    from duplex.models import ChatMessage
 
 
 class StateToken(str, enum.Enum):
@@ -30,7 +34,7 @@ class SegmentEvidence:
     speech_probabilities: np.ndarray  # Silero/webrtcvad per-frame probabilities over the segment
     assistant_speaking: bool  # the assistant's voice was playing during the segment
     assistant_text: str = ""  # what the assistant was saying around then (for the own-voice check)
-    conversation_tail: tuple[str, ...] = field(default_factory=tuple)  # last few messages, oldest first
+    conversation_tail: tuple[ChatMessage, ...] = field(default_factory=tuple)  # last few messages, oldest first
     visual_context: str = ""  # a short description of what the camera sees, if anything
     echo_share: float = 0.0  # mean share of the voiced frames explained by the assistant's own output (0-1)
 

@@ -17,7 +17,7 @@ class DuplexOptions:
     short_silence_s: float = 0.25
     # The transcription and state decision start this far into a pause, before it is known to last: they are
     # the slow steps before an answer. The state head is trained on segments cut at this point (and whole), so
-    # a change here wants it retrained: benchmarks/state_decision.py --speculate-after.
+    # a change here wants it retrained: `assistant train-state --speculate-after`.
     speculate_after_s: float = 0.064
     long_silence_s: float = 1.2
     max_segment_s: float = 20.0

@@ -1,4 +1,4 @@
-"""The listener's state decision (duplex.state): features, hard rules, trained head, and real audio."""
+"""The listener's state decision (duplex.state): features, hard rules, trained head, training, and real audio."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ import numpy as np
 import pytest
 
 from audio.asr import Transcript, TranscriptSegment
+from duplex.conversation import Conversation
 from duplex.decision import SegmentEvidence, StateToken
-from duplex.state import (DEFAULT_MODEL_PATH, FEATURE_NAMES, LearnedStateDecider, RuleStateDecider, echo_overlap,
-                          fit_logistic, hard_rule, is_backchannel, last_assistant_asked, segment_features, text_query)
+from duplex.models import ChatMessage
+from duplex.state.decider import DEFAULT_MODEL_PATH, LearnedStateDecider, RuleStateDecider
+from duplex.state.features import FEATURE_NAMES, echo_overlap, last_assistant_asked, segment_features
+from duplex.state.head import fit_logistic
+from duplex.state.lexicon import is_backchannel
+from duplex.state.rules import hard_rule
 
 
 def transcript(text: str, no_speech: float = 0.05, logprob: float = -0.2, compression: float = 0.9,
@@ -20,7 +25,7 @@ def transcript(text: str, no_speech: float = 0.05, logprob: float = -0.2, compre
 
 
 def evidence(text: str, speech: float = 0.8, speaking: bool = False, assistant_text: str = "",
-             tail: tuple[str, ...] = (), **asr) -> SegmentEvidence:
+             tail: tuple[ChatMessage, ...] = (), **asr) -> SegmentEvidence:
     seconds = asr.get("seconds", 2.0)
     frames = int(seconds / 0.032)
     probabilities = np.where(np.arange(frames) < speech * frames, 0.95, 0.02).astype(np.float32)
@@ -60,11 +65,70 @@ def test_echo_overlap_needs_the_same_words_in_order():
     assert echo_overlap("anything", "") == 0.0
 
 
+def user(text: str) -> ChatMessage:
+    return ChatMessage("user", text)
+
+
+def assistant(text: str) -> ChatMessage:
+    return ChatMessage("assistant", text)
+
+
 def test_conversation_tail_question():
-    assert last_assistant_asked(("user: set a timer", "assistant: For how long?"))
-    assert not last_assistant_asked(("assistant: For how long?", "user: ten minutes"))
-    assert not last_assistant_asked(("assistant: Done.",))
+    assert last_assistant_asked((user("set a timer"), assistant("For how long?")))
+    assert not last_assistant_asked((assistant("For how long?"), user("ten minutes")))
+    assert not last_assistant_asked((assistant("Done."),))
     assert not last_assistant_asked(())
+
+
+def history_cases() -> dict[str, Conversation]:
+    cases = {name: Conversation("system") for name in ("asked", "user_last", "interrupted", "colon_and_camera",
+                                                         "empty", "long_user_last", "statement")}
+    cases["asked"].add_user("set a timer", 1.0)
+    cases["asked"].add_assistant("For how long?", 2.0)
+    cases["user_last"].add_assistant("For how long?", 1.0)
+    cases["user_last"].add_user("ten minutes", 2.0)
+    cases["interrupted"].add_user("tell me more", 1.0)
+    cases["interrupted"].add_assistant("Shall I go on?", 2.0, interrupted=True)
+    cases["colon_and_camera"].add_user("what is this", 1.0, visual_context="a red mug")
+    cases["colon_and_camera"].add_assistant("Two options: red or blue?", 2.0)
+    for i in range(3):
+        cases["long_user_last"].add_user(f"question {i}", i)
+        cases["long_user_last"].add_assistant(f"Answer {i}. Anything else?", i + 0.5)
+    cases["long_user_last"].add_user("Stop.", 9.0)
+    cases["statement"].add_user("hi", 1.0)
+    cases["statement"].add_assistant("Done.  ", 2.0)
+    return cases
+
+
+# What the "role: text" lines of Conversation.tail gave before the tail was typed (computed at bb374ff):
+# last_assistant_asked per conversation, and segment_features for two transcripts with no question asked
+# (an asked question sets assistant_asked, and short_reply_after_question for the reply "Yes, please.").
+ASKED_BEFORE = {"asked": True, "user_last": False, "interrupted": False, "colon_and_camera": True, "empty": False,
+                "long_user_last": False, "statement": False}
+FEATURES_BEFORE = {
+    "Yes, please.": [0.1, -0.3, 1.1, 0.0, 1.0, 0.8999999761581421, 0.8999999761581421, 0.9162907318741551,
+                     1.3333333333333333, 1.0986122886681098, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    "What time is it?": [0.1, -0.3, 1.1, 0.0, 1.0, 0.8999999761581421, 0.8999999761581421, 0.9162907318741551,
+                         2.6666666666666665, 1.6094379124341003, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+}
+
+
+def test_the_typed_tail_gives_the_features_the_role_lines_gave():
+    for name, conversation in history_cases().items():
+        tail = conversation.tail()
+        assert all(isinstance(message, ChatMessage) for message in tail), name
+        assert last_assistant_asked(tail) == ASKED_BEFORE[name], name
+        for text, before in FEATURES_BEFORE.items():
+            asked = ASKED_BEFORE[name]
+            expected = before + [float(asked), float(asked and text == "Yes, please.")]
+            heard = Transcript(text, "en", (TranscriptSegment(0.0, 1.5, text, -0.3, 0.1, 1.1),), 1.5)
+            segment = SegmentEvidence(np.zeros(24000, np.float32), heard, np.full(46, 0.9, np.float32), False,
+                                      conversation_tail=tail)
+            assert segment_features(segment).values.tolist() == expected, (name, text)
+    long_tail = history_cases()["long_user_last"].tail()
+    assert [m.role for m in long_tail] == ["assistant", "user", "assistant", "user"]
+    assert long_tail[-1] == ChatMessage("user", "Stop.")
+    assert history_cases()["interrupted"].tail()[-1].content == "Shall I go on?…"
 
 
 def test_hard_rules():
@@ -83,21 +147,15 @@ def test_hard_rules():
     assert rule(evidence("Uh-huh.")).token == StateToken.IGNORE
     assert rule(evidence("Mm-hmm.", speaking=True, assistant_text=said)).token == StateToken.IGNORE
     # a yes/no reply right after the assistant asked is a reply, not a backchannel
-    reply = rule(evidence("Yes, please.", tail=("assistant: Shall I set a timer?",)))
+    reply = rule(evidence("Yes, please.", tail=(assistant("Shall I set a timer?"),)))
     assert reply.token == StateToken.QUERY
     assert rule(evidence("Yes, please.")) is None  # out of the blue: the head decides
-    assert rule(evidence("Yeah.", tail=("assistant: It is sunny today.",))).token == StateToken.IGNORE
+    assert rule(evidence("Yeah.", tail=(assistant("It is sunny today."),))).token == StateToken.IGNORE
     # a bare "stop" is a command for the assistant, idle or while it speaks
     assert rule(evidence("Stop.", speaking=True, assistant_text=said)).token == StateToken.QUERY
     assert rule(evidence("Never mind.")).token == StateToken.QUERY
     # a real question passes to the model
     assert rule(evidence("What time is it in Tokyo?")) is None
-
-
-def test_text_query_helper():
-    assert text_query("what's the weather?").token == StateToken.TEXT_QUERY
-    assert text_query("what's the weather?").query_probability == 1.0
-    assert text_query("   ").token == StateToken.IGNORE
 
 
 def test_logistic_regression_learns_a_separable_rule():
@@ -112,7 +170,7 @@ def test_logistic_regression_learns_a_separable_rule():
 
 
 def test_shipped_weights_are_small_and_load():
-    assert DEFAULT_MODEL_PATH.is_file(), "run benchmarks/state_decision.py to train duplex/state_model.json"
+    assert DEFAULT_MODEL_PATH.is_file(), "run `assistant train-state` to train duplex/state/state_model.json"
     assert DEFAULT_MODEL_PATH.stat().st_size < 200 * 1024
     data = json.loads(DEFAULT_MODEL_PATH.read_text())
     assert data["feature_names"] == list(FEATURE_NAMES)
@@ -153,31 +211,24 @@ def test_the_shipped_head_was_trained_on_the_sessions_cut():
 
     data = json.loads(DEFAULT_MODEL_PATH.read_text())
     assert data.get("speculate_after_s") == DuplexOptions().speculate_after_s, \
-        "retrain: benchmarks/state_decision.py (it cuts its segments where the session decides)"
+        "retrain: `assistant train-state` (it cuts its segments where the session decides)"
 
 
-def test_the_benchmark_cuts_a_clip_where_the_session_decides():
-    import importlib.util
-    import sys
-    from pathlib import Path
+def test_training_cuts_a_clip_where_the_session_decides():
+    from duplex.state.hearing import live_cut
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "state_decision.py"
-    spec = importlib.util.spec_from_file_location("state_decision_benchmark", path)
-    benchmark = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = benchmark  # its dataclasses look their module up there
-    spec.loader.exec_module(benchmark)
     frame = 0.032
     speech = [0.0] * 20 + [0.9] * 30 + [0.0] * 10  # onset confirmed at frame 22 (the third voiced frame)
-    start, end = benchmark.live_cut(np.array(speech), frame, 0.064)
+    start, end = live_cut(np.array(speech), frame, 0.064)
     assert start == 23 - 9  # the 0.3 s pre-roll holds nine 32 ms frames, the onset frame among them
     assert end == 52  # two silent frames (64 ms) into the pause: frames 50 and 51
-    assert benchmark.live_cut(np.array(speech), frame, 0.128)[1] == 54
+    assert live_cut(np.array(speech), frame, 0.128)[1] == 54
     # a pause shorter than the end of a turn, then more speech: the cut follows the last pause
     resumed = [0.0] * 20 + [0.9] * 20 + [0.0] * 3 + [0.9] * 10 + [0.0] * 10
-    assert benchmark.live_cut(np.array(resumed), frame, 0.064)[1] == 55
+    assert live_cut(np.array(resumed), frame, 0.064)[1] == 55
     # speech to the clip's end: all of it
-    assert benchmark.live_cut(np.array([0.0] * 5 + [0.9] * 20), frame, 0.064) == (0, 25)
-    assert benchmark.live_cut(np.array([0.2] * 40), frame, 0.064) is None  # never a segment
+    assert live_cut(np.array([0.0] * 5 + [0.9] * 20), frame, 0.064) == (0, 25)
+    assert live_cut(np.array([0.2] * 40), frame, 0.064) is None  # never a segment
 
 
 def test_learned_decider_on_hand_made_segments():
@@ -304,6 +355,87 @@ def test_works_without_vad_probabilities():
     assert LearnedStateDecider().decide(noisy).token == StateToken.IGNORE
 
 
+# --- training -----------------------------------------------------------------------------------------------
+
+class TextLengthEmbedder:
+    """A stand-in for the LLM embedding, cheap and deterministic: two numbers from the text."""
+
+    name = "text-length-fake"
+
+    def embed(self, text: str) -> np.ndarray:
+        return np.array([len(text) / 10.0, text.count(" ")], dtype=np.float32)
+
+
+TINY_QUERIES = ("What time is it in Tokyo?", "How far is the moon?", "Who wrote Hamlet?", "Set a timer for ten minutes.",
+                "Play some jazz music.", "Why is the sky blue?", "Turn off the kitchen lights.")
+TINY_OTHERS = ("I'll be home by six.", "The meeting went well today.", "My sister is coming on Saturday.",
+               "Honey, did you feed the cat?", "The train was late this morning.", "We ran out of toothpaste again.",
+               "Kids, brush your teeth.")
+
+
+def tiny_heard_dataset():
+    """Each line spoken by two voices and 'heard' without any model: the transcript is the line."""
+    from duplex.state.dataset import AudioSpec, HeardDataset, Item
+    from duplex.state.hearing import Heard
+
+    items, whole, live = [], {}, {}
+    lines = [(text, 1, "query") for text in TINY_QUERIES] + [(text, 0, "declarative") for text in TINY_OTHERS]
+    for n, (text, label, category) in enumerate(lines):
+        for voice in ("piper:joe", "espeak:en-us"):
+            item = Item(AudioSpec("tts", text, voice), label, category, text)
+            items.append(item)
+            for view, seconds in ((live, 1.2 + 0.05 * n), (whole, 1.6 + 0.05 * n)):
+                probabilities = np.full(int(seconds / 0.032), 0.9, np.float32)
+                view[item.audio.key] = Heard(transcript(text, seconds=seconds), probabilities, seconds, 200.0, 10.0)
+    embedder = TextLengthEmbedder()
+    return HeardDataset(items, whole, live, "fake-asr", 0.064, {text: embedder.embed(text) for text, _, _ in lines},
+                        embedder.name)
+
+
+def test_the_training_command_writes_weights_that_the_decider_loads(tmp_path):
+    from duplex.state import train
+    from duplex.state.hearing import DATASET_FILE, save_cache
+
+    save_cache(tmp_path / DATASET_FILE, tiny_heard_dataset())
+    out = tmp_path / "model.json"
+    assert train.main(["--cache", str(tmp_path), "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["feature_names"] == list(FEATURE_NAMES) and data["speculate_after_s"] == 0.064
+    assert data["trained_on"].startswith("28 segments") and "held_out" not in data
+    assert data["variants"]["features+embedding"]["embedder"] == TextLengthEmbedder.name
+    for decider in (LearnedStateDecider(model_path=out), LearnedStateDecider(TextLengthEmbedder(), model_path=out)):
+        assert decider.variant in ("features", "features+embedding")
+        assert 0 < decider.threshold <= decider.speaking_threshold < 1
+        assert decider.decide(evidence("What time is it in Tokyo?")).token == StateToken.QUERY, decider.variant
+        assert decider.decide(evidence("The meeting went well today.")).token == StateToken.IGNORE, decider.variant
+    assert LearnedStateDecider(TextLengthEmbedder(), model_path=out).variant == "features+embedding"
+
+    held = tmp_path / "held.json"
+    train.main(["--cache", str(tmp_path), "--out", str(held), "--hold-out-voice", "espeak:en-us", "--no-embedding"])
+    data = json.loads(held.read_text())
+    assert data["trained_on"].startswith("14 segments") and data["held_out"]["voices"] == ["espeak:en-us"]
+    assert list(data["variants"]) == ["features"]
+    assert LearnedStateDecider(model_path=held).decide(evidence("Who wrote Hamlet?")).token == StateToken.QUERY
+
+
+def test_the_training_command_needs_heard_segments(tmp_path, capsys):
+    from duplex.state import train
+
+    with pytest.raises(SystemExit):
+        train.main(["--cache", str(tmp_path)])
+    assert "assistant train-state" in capsys.readouterr().err
+
+
+def test_assistant_train_state_help(capsys):
+    from assistant.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-state", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "--hold-out-voice" in help_text and "--data" in help_text and "--out" in help_text
+
+
 # --- real models ----------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -362,7 +494,7 @@ def test_real_audio_features_only(real_segments):
 def test_real_audio_with_the_llm_embedding(real_segments, embedder):
     decider = LearnedStateDecider(embedder=embedder)
     if decider.variant != "features+embedding":
-        pytest.skip("duplex/state_model.json has no head for this embedder; rerun benchmarks/state_decision.py")
+        pytest.skip("duplex/state/state_model.json has no head for this embedder; rerun `assistant train-state`")
     for name, expected in (("query", StateToken.QUERY), ("backchannel", StateToken.IGNORE), ("noise", StateToken.IGNORE)):
         decision = decider.decide(real_segments[name])
         assert decision.token == expected, (name, real_segments[name].transcript.text, decision)

@@ -273,7 +273,8 @@ def test_a_question_about_the_view_is_a_query_only_when_something_is_on_camera()
         return SegmentEvidence(np.zeros(19200, np.float32), transcript, np.full(37, 0.9, np.float32), speaking,
                                visual_context=visual_context)
 
-    from duplex.state import asks_about_the_view, segment_features
+    from duplex.state.features import segment_features
+    from duplex.state.rules import asks_about_the_view
 
     seen = evidence('Text in view: "BANANA BREAD".')
     assert asks_about_the_view(seen, segment_features(seen))
