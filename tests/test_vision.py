@@ -16,7 +16,8 @@ from duplex.clock import ManualClock
 from duplex.options import DuplexOptions
 from duplex.session import DuplexSession
 from duplex.timeline import Timeline, run_timeline
-from duplex.vision import VisionInput, check_frame, BadFrame, frame_change, thumbnail, to_rgb
+from duplex.camera_frames import BadFrame, check_frame, frame_change, thumbnail, to_rgb
+from duplex.vision import VisionInput
 from duplex.models import WorkerModels
 from tests.fakes import BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech
 

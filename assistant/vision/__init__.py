@@ -1,1 +1,1 @@
-"""Frame describers behind ``duplex.vision.FrameDescriber``: CPU experts (OCR, faces, colours) or a VLM."""
+"""Frame describers behind ``duplex.models.FrameDescriber``: CPU experts (OCR, faces, colours) or a VLM."""
