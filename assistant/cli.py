@@ -11,8 +11,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.config import AssistantConfig, ConfigError, load_config, parse_llm_spec
+
+if TYPE_CHECKING:
+    from ui.desktop_options import DesktopOptions
+    from ui.session_factory import SessionFactory
 
 EXIT_USER_ERROR = 2
 
@@ -51,6 +56,13 @@ def build_config(args: argparse.Namespace) -> AssistantConfig:
             raise ConfigError(f"--set {assignment!r}: expected SECTION.FIELD=VALUE")
         config.set(key.strip(), value.strip())
     return config
+
+
+def session_factory(args: argparse.Namespace) -> SessionFactory:
+    """Load the models once; a transport makes each of its sessions from them."""
+    from assistant.session import AssistantModels
+
+    return AssistantModels(build_config(args), progress=not args.quiet).new_session
 
 
 def command_ask(args: argparse.Namespace) -> int:
@@ -119,7 +131,6 @@ def command_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from assistant.session import AssistantModels
     from ui.webrtc.options import ServerOptions
     from ui.webrtc.server import serve_forever
 
@@ -139,24 +150,59 @@ def command_serve(args: argparse.Namespace) -> int:
                 probe.bind((args.host, args.port))
             except OSError as error:
                 raise _cannot_serve(args, error) from None
-    models = AssistantModels(build_config(args), progress=not args.quiet)
+    new_session = session_factory(args)
     try:
-        asyncio.run(serve_forever(models, options))
+        asyncio.run(serve_forever(new_session, options))
     except OSError as error:  # port taken, address not on this machine, unreadable certificate
         raise _cannot_serve(args, error) from None
     return 0
 
 
-def command_desktop(args: argparse.Namespace) -> int:
-    from ui.desktop import command_desktop as run
+def _add_desktop_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sound devices")
+    group.add_argument("--list-devices", action="store_true", help="list the sound devices and exit")
+    group.add_argument("--input-device", metavar="INDEX_OR_NAME", help="microphone (default: the system's)")
+    group.add_argument("--output-device", metavar="INDEX_OR_NAME", help="speakers (default: the system's)")
+    group.add_argument("--sample-rate", type=int, metavar="HZ",
+                       help="ask the devices for this rate (default: 48000 when offered, else their own)")
+    group.add_argument("--headphones", action="store_true",
+                       help="the microphone cannot hear the speakers: skip the echo canceller")
+    group.add_argument("--show-workers", action="store_true", help="also show the two workers' roles")
 
-    return run(args, build_config)
+
+def desktop_options_from_args(args: argparse.Namespace) -> DesktopOptions:
+    from ui.desktop_options import DesktopOptions
+
+    return DesktopOptions(input_device=args.input_device, output_device=args.output_device,
+                          sample_rate=args.sample_rate, headphones=args.headphones,
+                          show_workers=args.show_workers)
+
+
+def command_desktop(args: argparse.Namespace) -> int:
+    """Check the devices first (fast, clear errors), then load the models and run."""
+    from ui.desktop import list_devices, run_desktop
+    from ui.sound_card import DeviceError, choose_devices
+
+    try:
+        if args.list_devices:
+            print(list_devices())
+            return 0
+        options = desktop_options_from_args(args)
+        devices = choose_devices(options.input_device, options.output_device, options.sample_rate)
+        print(f"devices: {devices.describe()}", file=sys.stderr)
+        return run_desktop(session_factory(args), options)
+    except DeviceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def command_gradio(args: argparse.Namespace) -> int:
-    from ui.gradio_app import command_gradio as run
+    from ui.gradio_app import GradioOptions, launch, set_offline_environment
 
-    return run(args, build_config)
+    options = GradioOptions(host=args.host, port=args.port, token=args.token or "")
+    set_offline_environment()  # before the models load: the hub libraries read it once, on import
+    launch(session_factory(args), options)
+    return 0
 
 
 def command_train_state(args: argparse.Namespace) -> int:
@@ -251,9 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.set_defaults(handler=command_serve)
 
     desktop_parser = commands.add_parser("desktop", help="talk through this computer's microphone and speakers")
-    from ui.desktop_options import add_desktop_arguments
-
-    add_desktop_arguments(desktop_parser)
+    _add_desktop_arguments(desktop_parser)
     desktop_parser.add_argument("--quiet", action="store_true", help="no loading progress on stderr")
     _add_model_options(desktop_parser)
     desktop_parser.set_defaults(handler=command_desktop)

@@ -119,7 +119,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log_dir = Path(tmp) / "calls"
         log_dir.mkdir()
-        server = ChatServer(models, ServerOptions(port=0, event_log_dir=str(log_dir)))
+        server = ChatServer(models.new_session, ServerOptions(port=0, event_log_dir=str(log_dir)))
         await server.start()
         for k in range(args.runs):
             before = set(log_dir.glob("call-*.jsonl"))

@@ -607,7 +607,8 @@ async def main(args) -> int:
         config.llm.max_answer_tokens = args.answer_tokens
         models = AssistantModels(config, progress=not args.quiet)
         with tempfile.TemporaryDirectory() as tmp:
-            server = ChatServer(models, ServerOptions(host=HOST, port=0, event_log_dir=str(Path(tmp) / "calls")))
+            server = ChatServer(models.new_session,
+                                ServerOptions(host=HOST, port=0, event_log_dir=str(Path(tmp) / "calls")))
             await server.start()
             probes = Probes(server, args)
             methods = {name[0]: getattr(probes, name) for name in dir(probes) if re.match(r"[a-j]_", name)}

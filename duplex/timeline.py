@@ -81,7 +81,7 @@ class TimelineResult:
     mic: np.ndarray  # what the session heard, 16 kHz
     speaker: np.ndarray  # what the assistant played, 16 kHz
     start_time: float  # session clock time of the timeline's zero
-    images_pushed: int = 0  # camera images the session accepted (0 when it has no ``push_image``)
+    images_pushed: int = 0  # camera images handed to the session
 
     def speaker_active(self, start: float, end: float, threshold_dbfs: float = -45.0) -> float:
         """Fraction of 20 ms blocks in [start, end) (timeline seconds) where the assistant was audible."""
@@ -119,7 +119,6 @@ async def run_timeline(session: DuplexSession, timeline: Timeline, tail_s: float
     texts = sorted(timeline.texts)
     images = sorted(timeline.images, key=lambda item: item[0])
     images_pushed = 0
-    push_image = getattr(session, "push_image", None)  # camera input arrives with the vision work (issue 6)
     echo_line: list[np.ndarray] = [np.zeros(block, dtype=np.float32)] * echo_delay_blocks
     to_mic_rate = StreamResampler(session.output.sample_rate, MIC_RATE)
     resampled = np.zeros(0, dtype=np.float32)
@@ -152,10 +151,8 @@ async def run_timeline(session: DuplexSession, timeline: Timeline, tail_s: float
         while texts and texts[0][0] <= now_s:
             session.push_text(texts.pop(0)[1])
         while images and images[0][0] <= now_s:
-            rgb = images.pop(0)[1]
-            if push_image is not None:
-                push_image(rgb, clock.now())
-                images_pushed += 1
+            session.push_image(images.pop(0)[1], clock.now())
+            images_pushed += 1
         resampled = np.concatenate([resampled, to_mic_rate.process(to_float32(session.output.read(out_block)))])
         if len(resampled) < block:  # the resampler's first output lags by a few samples
             resampled = np.pad(resampled, (block - len(resampled), 0))

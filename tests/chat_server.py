@@ -4,6 +4,7 @@ models in a real browser: test_webrtc_browser.py). The ``make_server`` fixture (
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from duplex.bus import EventLog
 from duplex.options import DuplexOptions
@@ -19,18 +20,19 @@ from tests.fakes import (
 from ui.webrtc.server import ChatServer
 
 
-class FakeModels:
-    """Stands in for ``AssistantModels``: each call gets a session with fake models."""
+class FakeSessionFactory:
+    """A ``ui.session_factory.SessionFactory`` on fake models; keeps every session it made."""
 
     def __init__(self, answer_words: int = 12) -> None:
         self.answer_words = answer_words
         self.sessions: list[DuplexSession] = []
 
-    def new_session(self, event_log_path=None, output_sample_rate=48000, clock=None, keep_event_records=True):
+    def __call__(self, *, output_sample_rate: int, event_log_path: Path | None = None,
+                 keep_event_records: bool = True) -> DuplexSession:
         models = WorkerModels(PitchRecognizer(), ScriptedLLM(extra_words=self.answer_words, delay_s=0.01),
                               BeepSynthesizer())
         session = DuplexSession(models, KeywordDecider(), EnergyVad, DuplexOptions(output_sample_rate=output_sample_rate),
-                                event_log=EventLog(event_log_path))
+                                event_log=EventLog(event_log_path, keep=keep_event_records))
         self.sessions.append(session)
         return session
 

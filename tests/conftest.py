@@ -70,15 +70,16 @@ def assistant_models(config, stack):
 
 @pytest.fixture
 async def make_server():
-    """Starts chat servers on 127.0.0.1 (a free port; fake models unless ``models=`` is given); stops them after."""
-    from tests.chat_server import FakeModels
+    """Starts chat servers on 127.0.0.1 (a free port; fake sessions unless ``new_session=`` is given); stops
+    them after."""
+    from tests.chat_server import FakeSessionFactory
     from ui.webrtc.options import ServerOptions
     from ui.webrtc.server import ChatServer
 
     servers = []
 
-    async def start(**options) -> ChatServer:
-        server = ChatServer(options.pop("models", None) or FakeModels(), ServerOptions(port=0, **options))
+    async def start(new_session=None, **options) -> ChatServer:
+        server = ChatServer(new_session or FakeSessionFactory(), ServerOptions(port=0, **options))
         await server.start()
         servers.append(server)
         return server

@@ -28,9 +28,13 @@ class FakeCard:
         return True
 
 
+def no_session(**_):
+    raise AssertionError("these tests drive the device recovery alone: no session is made")
+
+
 def quick_app(lines: list[str]) -> DesktopApp:
     options = DesktopOptions(reopen_for_s=3.0, reopen_every_s=0.05, open_timeout_s=0.3, close_timeout_s=0.2)
-    return DesktopApp(models=None, options=options, write=lines.append)
+    return DesktopApp(no_session, options=options, write=lines.append)
 
 
 def test_a_driver_call_that_never_returns_is_given_up_and_the_app_still_exits():

@@ -66,7 +66,8 @@ def speech_file(user_voice, tmp_path_factory):
 @asynccontextmanager
 async def running_app(assistant_models, **options):
     lines: list[str] = []
-    app = DesktopApp(assistant_models, DesktopOptions(**options), write=lambda line: (lines.append(line), print(line)))
+    app = DesktopApp(assistant_models.new_session, DesktopOptions(**options),
+                     write=lambda line: (lines.append(line), print(line)))
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     ready = asyncio.create_task(app.ready.wait())

@@ -32,7 +32,8 @@ def free_port() -> int:
 def gradio_app(assistant_models):
     from ui.gradio_app import GradioOptions, launch
 
-    app, url, token = launch(assistant_models, GradioOptions(port=free_port(), token="test-token"), block=False)
+    app, url, token = launch(assistant_models.new_session, GradioOptions(port=free_port(), token="test-token"),
+                             block=False)
     yield app, url, token
     app.close()
 

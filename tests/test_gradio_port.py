@@ -27,8 +27,10 @@ def test_port_0_becomes_a_free_port_and_a_given_port_is_kept():
 def test_the_app_launched_with_port_0_serves_on_the_printed_free_port(capsys):
     from ui.gradio_app import GradioOptions, launch
 
-    # The page's handler only keeps the models until a call starts: none starts here.
-    app, url, _token = launch(None, GradioOptions(port=0, token="port-test"), block=False)
+    def no_session(**_):
+        raise AssertionError("no call starts here, so no session is made")
+
+    app, url, _token = launch(no_session, GradioOptions(port=0, token="port-test"), block=False)
     try:
         printed = capsys.readouterr().out
         port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", url).group(1))

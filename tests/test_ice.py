@@ -15,7 +15,7 @@ import psutil
 import pytest
 from aiortc import RTCSessionDescription
 
-from tests.chat_server import FakeModels, base, wait_until
+from tests.chat_server import FakeSessionFactory, base, wait_until
 from tests.webrtc_client import ClientCall, SignalMicrophone
 from ui.webrtc.ice import restrict_ice_to
 from ui.webrtc.options import ServerOptions
@@ -76,7 +76,7 @@ async def test_a_mdns_candidate_opens_no_port_5353_and_the_call_connects(monkeyp
 
     monkeypatch.setattr(aioice.mdns, "create_mdns_protocol", spy_create)
     assert MDNS_PORT not in udp_ports(), "this process already listens on 5353: the check would mean nothing"
-    server = ChatServer(FakeModels(), ServerOptions(port=0))  # binds 127.0.0.1: the restricted case
+    server = ChatServer(FakeSessionFactory(), ServerOptions(port=0))  # binds 127.0.0.1: the restricted case
     await server.start()
     client = ClientCall(SignalMicrophone())
     try:

@@ -44,7 +44,8 @@ def say(user_voice):
 
 @pytest.fixture
 async def server(chat_models, tmp_path):
-    server = ChatServer(chat_models, ServerOptions(port=0, max_sessions=3, event_log_dir=str(tmp_path / "logs")))
+    server = ChatServer(chat_models.new_session,
+                        ServerOptions(port=0, max_sessions=3, event_log_dir=str(tmp_path / "logs")))
     await server.start()
     yield server
     await server.stop()

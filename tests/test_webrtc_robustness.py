@@ -17,7 +17,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from duplex.text import clean_text
-from tests.chat_server import FakeModels, base, wait_until
+from tests.chat_server import FakeSessionFactory, base, wait_until
 from tests.webrtc_client import ClientCall, SignalMicrophone
 from ui.webrtc import log_limit
 from ui.webrtc.log_limit import RateLimitFilter
@@ -88,10 +88,10 @@ async def test_a_text_message_that_is_not_utf8_gets_an_error_and_the_call_goes_o
 
 
 async def test_any_failure_handling_a_message_is_an_error_reply_not_a_broken_call(make_server, caplog):
-    models = FakeModels()
-    server = await make_server(models=models)
+    factory = FakeSessionFactory()
+    server = await make_server(new_session=factory)
     client = await connected(server)
-    session = models.sessions[0]
+    session = factory.sessions[0]
 
     def too_long(text):  # what the session does with a text too long in the model's own tokens
         raise ValueError("this message is too long for the model (3461 tokens, the limit is 1500)")
@@ -124,10 +124,10 @@ def test_typed_text_loses_surrogates_and_control_characters_and_is_nfc():
 
 async def test_typed_text_is_cleaned_before_it_reaches_the_session(make_server):
     """A lone surrogate (valid JSON "\\ud800") reached the tokenizer and failed that turn and every later one."""
-    models = FakeModels()
-    server = await make_server(models=models)
+    factory = FakeSessionFactory()
+    server = await make_server(new_session=factory)
     client = await connected(server)
-    texts = pushed_texts(models.sessions[0])
+    texts = pushed_texts(factory.sessions[0])
     client.send('{"type": "text", "text": "\\ud800Tell me\\u0000 a joke\\u0007 please."}')
     await wait_until(lambda: texts)
     assert texts == ["Tell me a joke please."]
@@ -141,10 +141,10 @@ async def test_typed_text_is_cleaned_before_it_reaches_the_session(make_server):
 
 async def test_a_burst_of_typed_messages_is_rate_limited_and_the_call_goes_on(make_server):
     """300 typed messages in a burst each interrupted and restarted the answer; another call waited 11-15 s."""
-    models = FakeModels()
-    server = await make_server(models=models, text_burst=5, text_rate_per_s=1.0)
+    factory = FakeSessionFactory()
+    server = await make_server(new_session=factory, text_burst=5, text_rate_per_s=1.0)
     client = await connected(server)
-    texts = pushed_texts(models.sessions[0])
+    texts = pushed_texts(factory.sessions[0])
     started = time.monotonic()
     for k in range(50):
         client.send({"type": "text", "text": f"Question number {k}."})
@@ -181,8 +181,8 @@ async def offer_sdp(direction: str = "sendrecv", candidates: bool = True) -> str
 
 
 async def test_offers_that_cannot_make_a_call_are_refused_with_json_and_build_no_session(make_server):
-    models = FakeModels()
-    server = await make_server(models=models)
+    factory = FakeSessionFactory()
+    server = await make_server(new_session=factory)
     auth = {"Authorization": f"Bearer {server.token}"}
     async with aiohttp.ClientSession() as http:
         async with http.post(base(server) + "/offer", data=b"[" * 60_000, headers=auth) as r:
@@ -193,17 +193,14 @@ async def test_offers_that_cannot_make_a_call_are_refused_with_json_and_build_no
             assert r.status == 400 and "must send microphone audio" in (await r.json())["error"]
         async with http.post(base(server) + "/offer", json={"sdp": "m=audio", "type": "offer"}, headers=auth) as r:
             assert r.status == 400 and "malformed SDP" in (await r.json())["error"]
-    assert models.sessions == [] and not server.calls  # each built session costs ~0.6 MB
+    assert factory.sessions == [] and not server.calls  # each built session costs ~0.6 MB
 
 
 async def test_an_unexpected_error_is_a_json_500_logged_once(make_server, caplog):
-    models = FakeModels()
-    server = await make_server(models=models)
-
     def broken(**_):
         raise RuntimeError("out of something")
 
-    models.new_session = broken
+    server = await make_server(new_session=broken)
     sdp = await offer_sdp()
     with caplog.at_level(logging.ERROR):
         async with aiohttp.ClientSession() as http, http.post(
@@ -379,12 +376,12 @@ def test_repeated_log_records_are_rate_limited_with_a_count():
 
 SERVE = """
 import asyncio, logging, sys
-from tests.chat_server import FakeModels
+from tests.chat_server import FakeSessionFactory
 from ui.webrtc.options import ServerOptions
 from ui.webrtc.server import serve_forever
 
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-asyncio.run(serve_forever(FakeModels(answer_words=400), ServerOptions(port=0, event_log_dir=sys.argv[1])))
+asyncio.run(serve_forever(FakeSessionFactory(answer_words=400), ServerOptions(port=0, event_log_dir=sys.argv[1])))
 print("returned", flush=True)
 """
 
@@ -424,7 +421,7 @@ async def test_serve_forever_stops_on_a_signal_even_if_sigint_was_ignored_at_sta
 async def test_each_call_appends_its_own_event_log_across_restarts(tmp_path):
     """Call ids start at 1 on every start: call-1.jsonl was overwritten by the next run."""
     for run in range(2):
-        server = ChatServer(FakeModels(), ServerOptions(port=0, event_log_dir=str(tmp_path)))
+        server = ChatServer(FakeSessionFactory(), ServerOptions(port=0, event_log_dir=str(tmp_path)))
         await server.start()
         try:
             client = await connected(server)

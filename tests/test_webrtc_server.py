@@ -14,14 +14,15 @@ from duplex.playback import PlaybackBuffer
 from duplex.clock import RealClock
 from audio.frames import AudioFrame
 from tests.fakes import tone_speech
-from tests.chat_server import FakeModels, base, wait_until
+from tests.chat_server import FakeSessionFactory, base, wait_until
 from tests.webrtc_client import ClientCall, SignalMicrophone
 from ui.webrtc.ice import candidate_addresses
 from ui.webrtc.tracks import AssistantVoiceTrack
 
 
 async def test_http_refusals_are_clear_json_and_leave_no_call(make_server):
-    server = await make_server(max_body_bytes=16 * 1024)
+    factory = FakeSessionFactory()
+    server = await make_server(new_session=factory, max_body_bytes=16 * 1024)
     auth = {"Authorization": f"Bearer {server.token}"}
     async with aiohttp.ClientSession() as http:
         async with http.get(base(server) + "/") as r:
@@ -46,7 +47,7 @@ async def test_http_refusals_are_clear_json_and_leave_no_call(make_server):
         async with http.get(base(server) + "/health", headers=auth) as r:
             assert (await r.json()) == {"calls": 0, "max_sessions": server.options.max_sessions}
     assert not server.calls
-    assert not server.models.sessions  # a bad offer is refused before a session is built
+    assert not factory.sessions  # a bad offer is refused before a session is built
 
 
 async def test_a_peer_talks_and_types_and_gets_events_and_voice(make_server):
@@ -104,15 +105,15 @@ async def test_the_session_limit_answers_busy_and_frees_the_slot_on_hang_up(make
 
 
 async def test_a_client_vanishing_mid_answer_is_torn_down_and_others_go_on(make_server):
-    models = FakeModels(answer_words=400)  # an answer that would play for about a minute
-    server = await make_server(models=models)
+    factory = FakeSessionFactory(answer_words=400)  # an answer that would play for about a minute
+    server = await make_server(new_session=factory)
     tasks_before = len(asyncio.all_tasks())
     leaving, staying = ClientCall(SignalMicrophone()), ClientCall(SignalMicrophone())
     await leaving.offer(base(server), server.token)
     await staying.offer(base(server), server.token)
     leaving.send({"type": "text", "text": "Tell me a joke please."})
     await leaving.wait_for(lambda m: m.get("kind") == "PlaybackStarted", 10)
-    leaving_call = next(c for c in server.calls.values() if c.session is models.sessions[0])
+    leaving_call = next(c for c in server.calls.values() if c.session is factory.sessions[0])
     await leaving.pc.close()  # gone without a word: no hang-up message
     await wait_until(lambda: leaving_call.id not in server.calls, 20)  # removed once fully torn down
     assert leaving_call.session.closed and leaving_call.pc.connectionState == "closed"

@@ -26,7 +26,9 @@ from typing import TypeVar
 import numpy as np
 
 from audio.frames import AudioFrame
+from duplex.session import DuplexSession
 from ui.desktop_options import DesktopOptions
+from ui.session_factory import SessionFactory
 from ui.sound_card import DeviceChoice, DeviceError, SoundCard, choose_devices
 from ui.terminal_view import TerminalView
 
@@ -78,14 +80,14 @@ class _MicForwarder:
 
 
 class DesktopApp:
-    def __init__(self, models, options: DesktopOptions | None = None,
+    def __init__(self, new_session: SessionFactory, options: DesktopOptions | None = None,
                  write: Callable[[str], None] | None = None) -> None:
-        """``models``: an ``assistant.session.AssistantModels`` (loaded once, one session per run)."""
-        self.models = models
+        """``new_session``: called once per run, at the speakers' rate."""
+        self.new_session = new_session
         self.options = options or DesktopOptions()
         self.report = DesktopReport()
         self._write = write or (lambda line: print(line, flush=True))
-        self.session = None
+        self.session: DuplexSession | None = None
         self.card: SoundCard | None = None
         self.forwarder: _MicForwarder | None = None
         self.card_rate = 0
@@ -101,7 +103,7 @@ class DesktopApp:
         loop = asyncio.get_running_loop()
         devices = choose_devices(options.input_device, options.output_device, options.sample_rate)
         self.report.devices = devices
-        self.session = self.models.new_session(output_sample_rate=devices.output_rate)
+        self.session = self.new_session(output_sample_rate=devices.output_rate)
         view = TerminalView(self.session, self.say, show_workers=options.show_workers)
         view_task = asyncio.create_task(view.run(), name="terminal-view")
         await self.session.start()
@@ -264,16 +266,16 @@ def list_devices() -> str:
     return describe_devices()
 
 
-def run_desktop(models, options: DesktopOptions) -> int:
+def run_desktop(new_session: SessionFactory, options: DesktopOptions) -> int:
     """Run the app until Ctrl-C (SIGINT) or SIGTERM; returns the exit status."""
 
-    async def main() -> int:
+    async def main() -> DesktopReport:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-        app = DesktopApp(models, options)
+        app = DesktopApp(new_session, options)
         return await app.run(stop)
 
     report = asyncio.run(main())
@@ -285,22 +287,3 @@ def run_desktop(models, options: DesktopOptions) -> int:
         os._exit(report.exit_code)
     return report.exit_code
 
-
-def command_desktop(args, build_config) -> int:
-    """``assistant desktop``: check the devices first (fast, clear errors), then load the models and run."""
-    from ui.desktop_options import desktop_options_from_args
-
-    try:
-        if args.list_devices:
-            print(list_devices())
-            return 0
-        options = desktop_options_from_args(args)
-        devices = choose_devices(options.input_device, options.output_device, options.sample_rate)
-        print(f"devices: {devices.describe()}", file=sys.stderr)
-        from assistant.session import AssistantModels
-
-        models = AssistantModels(build_config(args), progress=not args.quiet)
-        return run_desktop(models, options)
-    except DeviceError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2

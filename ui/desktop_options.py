@@ -1,11 +1,10 @@
-"""The desktop app's options, typed, with their defaults in one place, and their command-line flags.
+"""The desktop app's options, typed, with their defaults in one place.
 
-Kept free of heavy imports (sounddevice, models) so ``assistant --help`` stays fast.
+Kept free of heavy imports (sounddevice, models) so the command line can build them before loading anything.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 
@@ -28,20 +27,3 @@ class DesktopOptions:
     open_timeout_s: float = 8.0  # re-listing and reopening the devices; a driver stuck longer is abandoned
     show_workers: bool = False  # also print the two workers' roles whenever they change
 
-
-def add_desktop_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("sound devices")
-    group.add_argument("--list-devices", action="store_true", help="list the sound devices and exit")
-    group.add_argument("--input-device", metavar="INDEX_OR_NAME", help="microphone (default: the system's)")
-    group.add_argument("--output-device", metavar="INDEX_OR_NAME", help="speakers (default: the system's)")
-    group.add_argument("--sample-rate", type=int, metavar="HZ",
-                       help="ask the devices for this rate (default: 48000 when offered, else their own)")
-    group.add_argument("--headphones", action="store_true",
-                       help="the microphone cannot hear the speakers: skip the echo canceller")
-    group.add_argument("--show-workers", action="store_true", help="also show the two workers' roles")
-
-
-def desktop_options_from_args(args: argparse.Namespace) -> DesktopOptions:
-    return DesktopOptions(input_device=args.input_device, output_device=args.output_device,
-                          sample_rate=args.sample_rate, headphones=args.headphones,
-                          show_workers=args.show_workers)

@@ -28,12 +28,15 @@ from typing import Any
 import numpy as np
 
 from audio.frames import AudioFrame
-from duplex.events import Event, TurnEnded, TurnStarted
-from ui.live_events import LiveEvents
+from duplex.events import Event, TurnEnded, TurnStarted, TurnStatus
+from duplex.session import DuplexSession
+from ui.live_events import LiveEvents, WorkerRoles
+from ui.session_factory import SessionFactory
 from ui.terminal_view import format_message
 
 OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 GRADIO_USER = "assistant"
+TURN_MARKS = {TurnStatus.INTERRUPTED: " [interrupted]", TurnStatus.FAILED: " [failed]"}
 
 
 @dataclass
@@ -57,7 +60,7 @@ def set_offline_environment() -> None:
 class ConversationView:
     """Follows one session's bus: the chat (user / assistant messages) and the state-decision log."""
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: DuplexSession) -> None:
         self.session = session
         self.live = LiveEvents(session)
         self.start_time = session.clock.now()
@@ -81,11 +84,12 @@ class ConversationView:
             self.chat.append({"role": "user", "content": event.question})
         elif isinstance(event, TurnEnded):
             said = event.spoken or "…"
-            mark = {"interrupted": " [interrupted]", "failed": " [failed]"}.get(event.status, "")
-            self.chat.append({"role": "assistant", "content": said + mark})
+            self.chat.append({"role": "assistant", "content": said + TURN_MARKS.get(event.status, "")})
         for message in self.live.messages(event):
+            if isinstance(message, WorkerRoles):
+                continue
             line = format_message(message, self.start_time)
-            if line is not None and message.get("type") != "workers":
+            if line is not None:
                 self.lines.append(line)
 
     def close(self) -> None:
@@ -139,11 +143,11 @@ def make_handler_class():
     class AssistantCallHandler(AsyncAudioVideoStreamHandler):
         """One browser call: microphone and camera into a new session, its voice back out."""
 
-        def __init__(self, models, options: GradioOptions) -> None:
+        def __init__(self, new_session: SessionFactory, options: GradioOptions) -> None:
             super().__init__(expected_layout="mono", output_sample_rate=options.output_sample_rate,
                              input_sample_rate=48000)
-            self.models, self.options = models, options
-            self.session = None
+            self.new_session, self.options = new_session, options
+            self.session: DuplexSession | None = None
             self.view: ConversationView | None = None
             self.session_loop: asyncio.AbstractEventLoop | None = None
             self._frame = int(options.output_sample_rate * options.frame_s)
@@ -154,10 +158,10 @@ def make_handler_class():
             self._early: deque[AudioFrame] = deque(maxlen=500)  # 10 s of 20 ms frames
 
         def copy(self) -> AssistantCallHandler:
-            return AssistantCallHandler(self.models, self.options)
+            return AssistantCallHandler(self.new_session, self.options)
 
         async def start_up(self) -> None:
-            session = self.models.new_session(output_sample_rate=self.options.output_sample_rate)
+            session = self.new_session(output_sample_rate=self.options.output_sample_rate)
             await session.start()
             self.session_loop = asyncio.get_running_loop()
             self.view = ConversationView(session)
@@ -234,8 +238,8 @@ def _call_id(value: Any) -> str:
     return str(getattr(value, "webrtc_id", "") or "")
 
 
-def build_app(models, options: GradioOptions):
-    """The gradio Blocks app for ``models`` (an ``assistant.session.AssistantModels``)."""
+def build_app(new_session: SessionFactory, options: GradioOptions):
+    """The gradio Blocks app: each call on a new session from ``new_session``."""
     set_offline_environment()
     import gradio as gr
     from fastrtc import WebRTC
@@ -243,7 +247,7 @@ def build_app(models, options: GradioOptions):
     from ui.webrtc.ice import restrict_ice_to
 
     restrict_ice_to(options.host)  # aioice skips loopback and offers every other interface otherwise
-    handler = make_handler_class()(models, options)
+    handler = make_handler_class()(new_session, options)
     no_ice = {"iceServers": []}
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
@@ -305,9 +309,9 @@ def access_token(options: GradioOptions) -> str:
     return options.token or os.environ.get("ASSISTANT_TOKEN", "") or secrets.token_urlsafe(12)
 
 
-def launch(models, options: GradioOptions, block: bool = True):
+def launch(new_session: SessionFactory, options: GradioOptions, block: bool = True):
     """Serve the app; returns (app, url, token). ``block=False`` returns at once (tests)."""
-    app = build_app(models, options)
+    app = build_app(new_session, options)
     token = access_token(options)
     app.queue()
     from starlette.middleware import Middleware
@@ -325,12 +329,3 @@ def launch(models, options: GradioOptions, block: bool = True):
             app.close()
     return app, url, token
 
-
-def command_gradio(args, build_config) -> int:
-    from assistant.session import AssistantModels
-
-    options = GradioOptions(host=args.host, port=args.port, token=args.token or "")
-    set_offline_environment()
-    models = AssistantModels(build_config(args), progress=not args.quiet)
-    launch(models, options)
-    return 0

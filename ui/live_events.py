@@ -1,55 +1,90 @@
-"""Session events as small JSON messages for a live display (the browser page, a terminal, gradio).
+"""What a live display (the browser page, a terminal, gradio) shows of a session's events.
 
-``LiveEvents`` follows one session's bus and turns what a person watching wants to see into dicts:
-transcripts, state decisions (query / noise / text), who is speaking, both workers' roles, and latencies
-(first answer audio after the end of the user's turn; the assistant going quiet after the user's onset).
-Audio, tokens-as-audio and per-frame camera events are left out: they would flood a display.
+``LiveEvents`` follows one session's bus and keeps what a person watching wants to see, typed: transcripts,
+state decisions (query / noise / text), who is speaking, both workers' roles, and latencies (first answer
+audio after the end of the user's turn; the assistant going quiet after the user's onset). Audio,
+tokens-as-audio and per-frame camera events are left out: they would flood a display. ``to_json`` is for
+where a message leaves the process (the data channel).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from duplex.decision import StateToken
 from duplex.events import (
-    Duck, Event, HandOff, Interrupt, PlaybackStarted, PlaybackStopped, SpeechStarted, StateDecided, TurnEnded,
-    TurnStarted,
+    AssistantAudio, Duck, Event, HandOff, Interrupt, Metric, PlaybackStarted, PlaybackStopped, SpeechStarted,
+    StateDecided, TurnEnded, TurnStarted, VisionFrame,
 )
+from duplex.session import DuplexSession
 
-QUIET_KINDS = {"AssistantAudio", "Metric", "VisionFrame"}
-TOKEN_LABELS = {"<1>": "query", "<2>": "noise", "<3>": "text"}
+QUIET_EVENTS = (AssistantAudio, Metric, VisionFrame)
+TOKEN_LABELS = {StateToken.QUERY: "query", StateToken.IGNORE: "noise", StateToken.TEXT_QUERY: "text"}
+
+
+@dataclass(frozen=True)
+class EventShown:
+    """An event worth showing, with the latency the display adds to it."""
+
+    event: Event
+    latency_ms: int | None = None  # PlaybackStarted: since the end of the user's turn it answers
+    after_onset_ms: int | None = None  # Duck to silence: since the user's onset
+
+    def to_json(self) -> dict[str, Any]:
+        record = self.event.to_log()
+        record["type"] = "event"
+        if isinstance(self.event, StateDecided):
+            record["label"] = TOKEN_LABELS[self.event.token]
+        if self.latency_ms is not None:
+            record["latency_ms"] = self.latency_ms
+        if self.after_onset_ms is not None:
+            record["after_onset_ms"] = self.after_onset_ms
+        return record
+
+
+@dataclass(frozen=True)
+class WorkerRoles:
+    """Both workers' roles, whenever they change: 'answering', 'listening' or 'idle' by worker name."""
+
+    time: float
+    roles: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "workers", "time": round(self.time, 4), "workers": dict(self.roles)}
+
+
+LiveMessage = EventShown | WorkerRoles
 
 
 class LiveEvents:
-    def __init__(self, session) -> None:
+    def __init__(self, session: DuplexSession) -> None:
         self.session = session
         self._turn_from: dict[int, float] = {}
         self._last_onset: float | None = None
         self._workers: dict[str, str] = {}
 
-    def messages(self, event: Event) -> list[dict[str, Any]]:
+    def messages(self, event: Event) -> list[LiveMessage]:
         """The display messages ``event`` causes (often none)."""
-        if event.kind in QUIET_KINDS:
+        if isinstance(event, QUIET_EVENTS):
             return []
-        record = event.to_log()
-        record["type"] = "event"
-        if isinstance(event, StateDecided):
-            record["label"] = TOKEN_LABELS.get(event.token, event.token)
-        elif isinstance(event, SpeechStarted):
+        shown = EventShown(event)
+        if isinstance(event, SpeechStarted):
             self._last_onset = event.onset
         elif isinstance(event, TurnStarted):
             self._turn_from[event.turn_id] = event.from_time
         elif isinstance(event, PlaybackStarted) and event.turn_id in self._turn_from:
-            record["latency_ms"] = round(1000 * (event.time - self._turn_from.pop(event.turn_id)))
+            shown = EventShown(event, latency_ms=round(1000 * (event.time - self._turn_from.pop(event.turn_id))))
         elif isinstance(event, Duck) and event.gain == 0.0 and self._last_onset is not None:
             # the voice pausing for the user's onset (a lowering at a mere level rise precedes the onset)
-            record["after_onset_ms"] = round(1000 * (event.time - self._last_onset))
+            shown = EventShown(event, after_onset_ms=round(1000 * (event.time - self._last_onset)))
             self._last_onset = None
-        out = [record]
+        out: list[LiveMessage] = [shown]
         if isinstance(event, (TurnStarted, TurnEnded, HandOff, Interrupt, PlaybackStarted, PlaybackStopped)):
             workers = self.worker_roles()
             if workers != self._workers:
                 self._workers = workers
-                out.append({"type": "workers", "time": round(event.time, 4), "workers": workers})
+                out.append(WorkerRoles(event.time, workers))
         return out
 
     def worker_roles(self) -> dict[str, str]:

@@ -8,59 +8,63 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
-from ui.live_events import LiveEvents
+from duplex.decision import StateToken
+from duplex.events import (
+    Duck, ErrorEvent, HandOff, Interrupt, PlaybackStarted, Resume, SpeechStarted, StateDecided, TextMessage,
+    TurnEnded, TurnStarted, UserTranscript,
+)
+from duplex.session import DuplexSession
+from ui.live_events import LiveEvents, LiveMessage, WorkerRoles
 
-TOKEN_NAMES = {"<1>": "query", "<2>": "not for me", "<3>": "typed"}
+TOKEN_NAMES = {StateToken.QUERY: "query", StateToken.IGNORE: "not for me", StateToken.TEXT_QUERY: "typed"}
 
 
-def format_message(message: dict[str, Any], start_time: float = 0.0) -> str | None:
+def format_message(message: LiveMessage, start_time: float = 0.0) -> str | None:
     """One display line for a LiveEvents message, or None for the ones not worth a line."""
-    if message.get("type") == "workers":
-        roles = ", ".join(f"{name} {role}" for name, role in sorted(message["workers"].items()))
-        return f"[{message['time'] - start_time:7.2f}] workers   {roles}"
-    kind = message.get("kind")
-    at = f"[{message.get('time', start_time) - start_time:7.2f}]"
-    if kind == "SpeechStarted":
+    if isinstance(message, WorkerRoles):
+        roles = ", ".join(f"{name} {role}" for name, role in sorted(message.roles.items()))
+        return f"[{message.time - start_time:7.2f}] workers   {roles}"
+    event = message.event
+    at = f"[{event.time - start_time:7.2f}]"
+    if isinstance(event, SpeechStarted):
         return f"{at} you       ● speaking"
-    if kind == "UserTranscript":
-        return f"{at} you       {'said' if message['final'] else 'so far'}: {message['text']!r}"
-    if kind == "TextMessage":
-        return f"{at} you       typed: {message['text']!r}"
-    if kind == "StateDecided":
-        name = TOKEN_NAMES.get(message["token"], message["token"])
-        interim = " (interim)" if message.get("interim") else ""
-        return (f"{at} decision  {message['token']} {name}{interim}  p(query)={message['query_probability']:.2f} "
-                f"worker {message['worker']}: {message['reason']}")
-    if kind == "TurnStarted":
-        return f"{at} assistant worker {message['worker']} answers {message['question']!r}"
-    if kind == "PlaybackStarted":
-        latency = f" ({message['latency_ms']} ms after you stopped)" if "latency_ms" in message else ""
+    if isinstance(event, UserTranscript):
+        return f"{at} you       {'said' if event.final else 'so far'}: {event.text!r}"
+    if isinstance(event, TextMessage):
+        return f"{at} you       typed: {event.text!r}"
+    if isinstance(event, StateDecided):
+        interim = " (interim)" if event.interim else ""
+        return (f"{at} decision  {event.token.value} {TOKEN_NAMES[event.token]}{interim}  "
+                f"p(query)={event.query_probability:.2f} worker {event.worker}: {event.reason}")
+    if isinstance(event, TurnStarted):
+        return f"{at} assistant worker {event.worker} answers {event.question!r}"
+    if isinstance(event, PlaybackStarted):
+        latency = f" ({message.latency_ms} ms after you stopped)" if message.latency_ms is not None else ""
         return f"{at} assistant ● speaking{latency}"
-    if kind == "Duck":
-        if message.get("gain"):
-            return f"{at} assistant lowers its voice: {message['reason']}"
-        return f"{at} assistant paused: {message['reason']}"
-    if kind == "Resume":
-        return f"{at} assistant goes on: {message['reason']}"
-    if kind == "Interrupt":
-        return f"{at} assistant interrupted after {message['played_s']:.1f} s of speech ({message['reason']})"
-    if kind == "TurnEnded":
-        said = message["spoken"] or "(nothing)"
-        return f"{at} assistant {message['status']}: {said!r}"
-    if kind == "HandOff":
-        return f"{at} roles     worker {message['speaker']} answers, worker {message['listener']} listens"
-    if kind == "ErrorEvent":
-        recovered = "recovered" if message["recovered"] else "not recovered"
-        return f"{at} error     worker {message['worker']}: {message['message']} ({recovered})"
+    if isinstance(event, Duck):
+        if event.gain:
+            return f"{at} assistant lowers its voice: {event.reason}"
+        return f"{at} assistant paused: {event.reason}"
+    if isinstance(event, Resume):
+        return f"{at} assistant goes on: {event.reason}"
+    if isinstance(event, Interrupt):
+        return f"{at} assistant interrupted after {event.played_s:.1f} s of speech ({event.reason})"
+    if isinstance(event, TurnEnded):
+        said = event.spoken or "(nothing)"
+        return f"{at} assistant {event.status.value}: {said!r}"
+    if isinstance(event, HandOff):
+        return f"{at} roles     worker {event.speaker} answers, worker {event.listener} listens"
+    if isinstance(event, ErrorEvent):
+        recovered = "recovered" if event.recovered else "not recovered"
+        return f"{at} error     worker {event.worker}: {event.message} ({recovered})"
     return None
 
 
 class TerminalView:
     """Follows ``session.bus`` and writes a line per event worth showing."""
 
-    def __init__(self, session, write: Callable[[str], None], show_workers: bool = False) -> None:
+    def __init__(self, session: DuplexSession, write: Callable[[str], None], show_workers: bool = False) -> None:
         self.session = session
         self.write = write
         self.show_workers = show_workers
@@ -72,7 +76,7 @@ class TerminalView:
         try:
             async for event in subscription:
                 for message in self.live.messages(event):
-                    if message.get("type") == "workers" and not self.show_workers:
+                    if isinstance(message, WorkerRoles) and not self.show_workers:
                         continue
                     line = format_message(message, self.start_time)
                     if line is not None:

@@ -138,7 +138,6 @@ class Call:
     async def _pump_camera(self, track: MediaStreamTrack) -> None:
         loop = asyncio.get_running_loop()
         last = -1e9
-        push_image = getattr(self.session, "push_image", None)
         while True:
             try:
                 frame = await track.recv()  # always drain the track, or aiortc's queue grows
@@ -146,7 +145,7 @@ class Call:
                 return
             self.camera_frames_in += 1
             now = self.session.clock.now()
-            if push_image is None or now - last < self.options.camera_interval_s:
+            if now - last < self.options.camera_interval_s:
                 continue
             last = now
             try:  # colour conversion off the loop: it is ~1-2 ms a frame
@@ -155,7 +154,7 @@ class Call:
                 log.warning("call %s: camera frame dropped: %s", self.id, error)
                 continue
             self.camera_frames_forwarded += 1
-            push_image(rgb, now)
+            self.session.push_image(rgb, now)
 
     # --- data channel ------------------------------------------------------------------------------
 
@@ -239,7 +238,7 @@ class Call:
         try:
             async for event in subscription:
                 for message in self.live.messages(event):
-                    self.send(message)
+                    self.send(message.to_json())
         finally:
             subscription.close()
 

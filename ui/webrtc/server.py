@@ -31,6 +31,7 @@ from aiohttp import web
 from aiortc import RTCSessionDescription
 from aiortc.sdp import SessionDescription
 
+from ui.session_factory import SessionFactory
 from ui.webrtc import log_limit
 from ui.webrtc.call import Call, CallSummary
 from ui.webrtc.ice import restrict_ice_to
@@ -60,10 +61,10 @@ def sdp_problem(sdp: str) -> str | None:
 
 
 class ChatServer:
-    """Serves calls for one set of loaded models (``assistant.session.AssistantModels`` or alike)."""
+    """Serves calls, each on a new session from ``new_session`` (sessions share the models behind it)."""
 
-    def __init__(self, models, options: ServerOptions | None = None) -> None:
-        self.models = models
+    def __init__(self, new_session: SessionFactory, options: ServerOptions | None = None) -> None:
+        self.new_session = new_session
         self.options = options or ServerOptions()
         self.token = self.options.token or secrets.token_urlsafe(18)
         self.calls: dict[str, Call] = {}
@@ -157,8 +158,8 @@ class ChatServer:
     def _new_call(self) -> Call:
         call_id = str(next(self._ids))
         log_path = self._event_log_path(call_id) if self.options.event_log_dir else None
-        session = self.models.new_session(event_log_path=log_path, output_sample_rate=self.options.output_sample_rate,
-                                          keep_event_records=False)
+        session = self.new_session(output_sample_rate=self.options.output_sample_rate, event_log_path=log_path,
+                                   keep_event_records=False)
         call = Call(call_id, session, self.options, self._forget)
         self.calls[call_id] = call  # counted against the limit before any await
         return call
@@ -225,7 +226,7 @@ class ChatServer:
             self._runner = None
 
 
-async def serve_forever(models, options: ServerOptions) -> None:
+async def serve_forever(new_session: SessionFactory, options: ServerOptions) -> None:
     """Serve until SIGINT or SIGTERM, then close every call (flushing its event log) and return."""
     uninstall_log_limit = log_limit.install(options.log_repeat_limit)
     loop = asyncio.get_running_loop()
@@ -239,7 +240,7 @@ async def serve_forever(models, options: ServerOptions) -> None:
             handled[sig] = previous
         except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or not Unix
             pass
-    server = ChatServer(models, options)
+    server = ChatServer(new_session, options)
     try:
         url = await server.start()
         print(f"assistant: open {url} in a browser (Ctrl-C stops)", flush=True)
