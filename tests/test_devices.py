@@ -57,15 +57,16 @@ def test_nonsense_is_a_clear_config_error(nonsense):
         pick_device(nonsense, "asr.device")
 
 
+MADE: list = []  # the stand-ins built, in order
+
+
 class Recorded:
     """Stands in for a backend class: keeps its arguments, loads nothing."""
-
-    made: list["Recorded"] = []
 
     def __init__(self, *args, **kwargs) -> None:
         self.args, self.kwargs = args, kwargs
         self.name = "recorded"
-        Recorded.made.append(self)
+        MADE.append(self)
 
     def warm_up(self) -> None:
         pass
@@ -74,7 +75,7 @@ class Recorded:
 @pytest.fixture
 def recorded(monkeypatch, tmp_path):
     """The backend classes replaced where backends.py imports them from; bundled models not needed."""
-    Recorded.made = []
+    MADE.clear()
     for module, name in (("audio.asr", "FasterWhisperRecognizer"), ("audio.asr", "OpenAIWhisperRecognizer"),
                          ("audio.clip_whisper", "ClipWhisperRecognizer"), ("audio.tts", "PiperSynthesizer"),
                          ("assistant.llm.transformers_backend", "TransformersModel"),
@@ -83,7 +84,7 @@ def recorded(monkeypatch, tmp_path):
     monkeypatch.setattr(backends.bundled, "whisper_tiny_en", lambda: tmp_path)
     monkeypatch.setattr(backends.bundled, "smollm2_gguf", lambda: tmp_path / "model.gguf")
     monkeypatch.setattr(backends.bundled, "piper_joe_voice", lambda: (tmp_path / "v.onnx", tmp_path / "v.json"))
-    return Recorded.made
+    return MADE
 
 
 def build_each(device: str) -> None:
