@@ -66,7 +66,7 @@ def speak_answer(stack: ModelStack, question: str, config: AssistantConfig,
     pieces: list[str] = []
     start = time.perf_counter()
     last_piece_at = start
-    speech = _CollectedSpeech(start, timings)
+    collected = _CollectedSpeech(start, timings)
 
     def on_text(piece: str) -> None:
         nonlocal last_piece_at
@@ -81,16 +81,16 @@ def speak_answer(stack: ModelStack, question: str, config: AssistantConfig,
     pipeline = AnswerPipeline(stack.language_model, synthesizer, generation, RealClock(), options.llm_stall_s,
                               options.tts_lookahead_s, options.first_phrase_words, executor)
     try:
-        spoken = asyncio.run(pipeline.answer(messages, speech, threading.Event(), on_text))
+        spoken = asyncio.run(pipeline.answer(messages, collected, threading.Event(), on_text))
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
     timings["tts_s"] = synthesizer.seconds
     timings["llm_s"] = (last_piece_at if pieces else time.perf_counter()) - start
     timings["llm_pieces"] = float(len(pieces))
-    audio = AudioFrame.concatenate(speech.frames) if speech.frames else None
-    if audio is not None:
-        timings["answer_audio_s"] = audio.duration
-    return AskResult(question, spoken.text.strip(), audio, None, timings, spoken.clauses)
+    speech = AudioFrame.concatenate(collected.frames) if collected.frames else None
+    if speech is not None:
+        timings["answer_audio_s"] = speech.duration
+    return AskResult(question, spoken.text.strip(), speech, None, timings, spoken.clauses)
 
 
 class _CollectedSpeech:

@@ -1,4 +1,5 @@
-"""One of the session's two model workers. It either listens (transcribe, decide) or speaks (answer).
+"""One of the session's two model workers. It either listens (transcribe, decide) or speaks (answer, through
+``duplex.answer`` into the playback queue).
 
 Both workers may hold the same loaded models (the default: memory does not double) or each its own copy
 (``separate_models``: for two GPUs). Each has its own threads and its own in-flight answer, so one can
