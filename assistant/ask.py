@@ -1,21 +1,27 @@
 """One spoken (or typed) question in, one spoken answer out: the half-duplex path behind ``assistant ask``.
 
-Stages: VAD trim -> ASR -> LLM (streamed) -> TTS clause by clause, timing each stage. The first clause is
+Stages: VAD trim -> ASR -> LLM (streamed) -> TTS clause by clause, timing each stage. The answer goes
+through the sessions' own pipeline (``duplex.answer``, with their ``duplex`` options): the first clause is
 spoken while the model is still writing the rest, so ``first_audio_s`` is well below the total.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from assistant.backends import ModelStack
 from assistant.config import AssistantConfig
 from audio.asr import Transcript
-from audio.clauses import ClauseChunker
 from audio.frames import AudioFrame
 from audio.vad import trim_to_speech
-from duplex.models import ChatMessage, GenerationOptions
+from duplex.answer import AnswerPipeline
+from duplex.clock import RealClock
+from duplex.models import ChatMessage, GenerationOptions, SpeechSynthesizer
 
 
 class NoSpeechError(ValueError):
@@ -51,44 +57,79 @@ def transcribe_question(stack: ModelStack, audio: AudioFrame, config: AssistantC
 
 def speak_answer(stack: ModelStack, question: str, config: AssistantConfig,
                  timings: dict[str, float], history: list[ChatMessage] | None = None) -> AskResult:
+    """The sessions' answer pipeline with its audio kept, not played. ``tts_s`` overlaps ``llm_s``: the
+    voice speaks one clause while the model writes the next."""
     messages = [ChatMessage("system", config.llm.system_prompt), *(history or []), ChatMessage("user", question)]
-    options = GenerationOptions(max_tokens=config.llm.max_answer_tokens, temperature=config.llm.temperature)
-    chunker = ClauseChunker()
+    generation = GenerationOptions(max_tokens=config.llm.max_answer_tokens, temperature=config.llm.temperature)
+    synthesizer = _TimedSynthesizer(stack.synthesizer)
+    options = config.duplex
     pieces: list[str] = []
-    clauses: list[str] = []
-    audio: list[AudioFrame] = []
-    tts_seconds = 0.0
     start = time.perf_counter()
+    last_piece_at = start
+    collected = _CollectedSpeech(start, timings)
 
-    def speak(clause: str) -> None:
-        nonlocal tts_seconds
-        clauses.append(clause)
-        tts_start = time.perf_counter()
-        for chunk in stack.synthesizer.synthesize(clause):
-            if not audio:
-                timings["first_audio_s"] = time.perf_counter() - start
-            audio.append(chunk)
-        tts_seconds += time.perf_counter() - tts_start
-
-    for piece in stack.language_model.stream_chat(messages, options):
-        if not piece:
-            continue  # "still working" (the prompt being read)
+    def on_text(piece: str) -> None:
+        nonlocal last_piece_at
+        last_piece_at = time.perf_counter()
         if not pieces:
-            timings["llm_first_token_s"] = time.perf_counter() - start
+            timings["llm_first_token_s"] = last_piece_at - start
         pieces.append(piece)
-        for clause in chunker.push(piece):
-            speak(clause)
-    for clause in chunker.flush():
-        speak(clause)
-    total = time.perf_counter() - start
-    timings["tts_s"] = tts_seconds
-    timings["llm_s"] = total - tts_seconds
+
+    # Two threads: the model's stream and the voice. Not waited for at the end: a stalled model's thread
+    # must not hold up the error.
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ask")
+    pipeline = AnswerPipeline(stack.language_model, synthesizer, generation, RealClock(), options.llm_stall_s,
+                              options.tts_lookahead_s, options.first_phrase_words, executor)
+    try:
+        spoken = asyncio.run(pipeline.answer(messages, collected, threading.Event(), on_text))
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+    timings["tts_s"] = synthesizer.seconds
+    timings["llm_s"] = (last_piece_at if pieces else time.perf_counter()) - start
     timings["llm_pieces"] = float(len(pieces))
-    answer = "".join(pieces).strip()
-    speech = AudioFrame.concatenate(audio) if audio else None
+    speech = AudioFrame.concatenate(collected.frames) if collected.frames else None
     if speech is not None:
         timings["answer_audio_s"] = speech.duration
-    return AskResult(question, answer, speech, None, timings, clauses)
+    return AskResult(question, spoken.text.strip(), speech, None, timings, spoken.clauses)
+
+
+class _CollectedSpeech:
+    """The answer's audio kept in a list: nothing plays it, so synthesis never waits."""
+
+    sample_rate = None  # as the voice made it
+
+    def __init__(self, start: float, timings: dict[str, float]) -> None:
+        self.start, self.timings = start, timings
+        self.frames: list[AudioFrame] = []
+
+    def put(self, frame: AudioFrame, clause: str) -> None:
+        if not self.frames:
+            self.timings["first_audio_s"] = time.perf_counter() - self.start
+        self.frames.append(frame)
+
+    def seconds_ahead(self) -> float:
+        return 0.0
+
+    def paused(self) -> bool:
+        return False
+
+
+class _TimedSynthesizer:
+    """The stack's voice, counting the seconds spent synthesising."""
+
+    def __init__(self, synthesizer: SpeechSynthesizer) -> None:
+        self.synthesizer = synthesizer
+        self.seconds = 0.0
+
+    def synthesize(self, text: str) -> Iterator[AudioFrame]:
+        chunks = iter(self.synthesizer.synthesize(text))
+        while True:
+            began = time.perf_counter()
+            chunk = next(chunks, None)
+            self.seconds += time.perf_counter() - began
+            if chunk is None:
+                return
+            yield chunk
 
 
 def ask(stack: ModelStack, config: AssistantConfig, audio: AudioFrame | None = None,

@@ -1,7 +1,8 @@
 """Build the model backends a configuration names, with a progress line per model.
 
-This is the only place that maps configuration strings to classes: adding a backend is one class in
-``audio/`` or ``assistant/llm/`` plus one branch here.
+This is the only place that maps configuration strings to classes, and the only one that decides which
+device a model runs on (``pick_device``; the backends take the device they are given): adding a backend is
+one class in ``audio/`` or ``assistant/llm/`` plus one branch here.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from typing import TypeVar
 
 from assistant import bundled
 from assistant.config import ASRConfig, AssistantConfig, ConfigError, LLMConfig, TTSConfig, VADConfig, VisionConfig
+from assistant.devices import pick_device
 from duplex.models import FrameDescriber, LanguageModel, SpeechRecognizer, SpeechSynthesizer, VoiceActivityDetector
 
 T = TypeVar("T")
 
 
 def load_recognizer(config: ASRConfig) -> SpeechRecognizer:
+    device = pick_device(config.device, "asr.device")
     if config.backend == "faster-whisper":
         from audio.asr import FasterWhisperRecognizer
 
-        recognizer = FasterWhisperRecognizer(config.model or bundled.whisper_tiny_en(), device=config.device,
+        recognizer = FasterWhisperRecognizer(config.model or bundled.whisper_tiny_en(), device=device,
                                              compute_type=config.compute_type, language=config.language or None,
                                              beam_size=config.beam_size)
         recognizer.warm_up()
@@ -33,11 +36,11 @@ def load_recognizer(config: ASRConfig) -> SpeechRecognizer:
 
         if not config.model:
             raise ConfigError("asr.backend openai-whisper needs asr.model: the path of a whisper .pt checkpoint")
-        return OpenAIWhisperRecognizer(config.model, device=config.device, language=config.language or None)
+        return OpenAIWhisperRecognizer(config.model, device=device, language=config.language or None)
     if config.backend == "clip-whisper":
         from audio.clip_whisper import ClipWhisperRecognizer
 
-        recognizer = ClipWhisperRecognizer(config.model or bundled.whisper_tiny_en(), device=config.device,
+        recognizer = ClipWhisperRecognizer(config.model or bundled.whisper_tiny_en(), device=device,
                                            language=config.language or None)
         recognizer.warm_up()
         return recognizer
@@ -53,7 +56,8 @@ def load_language_model(config: LLMConfig) -> LanguageModel:
     if config.backend == "transformers":
         from assistant.llm.transformers_backend import TransformersModel
 
-        return TransformersModel(config.model or bundled.smollm2_gguf(), device=config.device)
+        return TransformersModel(config.model or bundled.smollm2_gguf(),
+                                 device=pick_device(config.device, "llm.device"))
     if config.backend == "openai":
         from assistant.llm.openai_backend import OpenAICompatibleModel
 
@@ -67,10 +71,11 @@ def load_synthesizer(config: TTSConfig) -> SpeechSynthesizer:
     if config.backend == "piper":
         from audio.tts import PiperSynthesizer
 
+        device = pick_device(config.device, "tts.device")
         if config.voice:
-            return PiperSynthesizer(config.voice, speed=config.speed)
+            return PiperSynthesizer(config.voice, speed=config.speed, device=device)
         model, voice_config = bundled.piper_joe_voice()
-        return PiperSynthesizer(model, voice_config, speed=config.speed)
+        return PiperSynthesizer(model, voice_config, speed=config.speed, device=device)
     if config.backend == "espeak":
         from audio.tts import EspeakSynthesizer
 
@@ -107,7 +112,8 @@ def load_describer(config: VisionConfig) -> FrameDescriber | None:
 
         if not model:
             raise ConfigError("vision.backend transformers needs a model: transformers:HUB_ID_OR_FOLDER")
-        return TransformersVisionDescriber(model, device=config.device, max_new_tokens=config.max_new_tokens)
+        return TransformersVisionDescriber(model, device=pick_device(config.device, "vision.device"),
+                                           max_new_tokens=config.max_new_tokens)
     raise ConfigError(f"unknown vision.backend {config.backend!r}; choose experts, transformers:MODEL or none")
 
 

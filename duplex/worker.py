@@ -1,4 +1,5 @@
-"""One of the session's two model workers. It either listens (transcribe, decide) or speaks (answer).
+"""One of the session's two model workers. It either listens (transcribe, decide) or speaks (answer, through
+``duplex.answer`` into the playback queue).
 
 Both workers may hold the same loaded models (the default: memory does not double) or each its own copy
 (``separate_models``: for two GPUs). Each has its own threads and its own in-flight answer, so one can
@@ -15,18 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from audio.asr import Transcript
-from audio.clauses import ClauseChunker
+from audio.frames import AudioFrame
+from duplex.answer import AnswerPipeline
 from duplex.bus import EventBus
 from duplex.clock import Clock
 from duplex.decision import SegmentEvidence, StateDecision
 from duplex.events import AssistantAudio, LLMToken
 from duplex.models import ChatMessage, GenerationOptions, StateDecider, WorkerModels
 from duplex.playback import PlaybackBuffer
-from duplex.threads import iterate_in_thread
-
-
-class WorkerStalled(RuntimeError):
-    pass
 
 
 class Worker:
@@ -87,63 +84,24 @@ class Worker:
             self.answer_task.cancel()
 
     async def _answer(self, turn_id: int, messages: list[ChatMessage], cancel: threading.Event) -> str:
-        clauses: asyncio.Queue[str | None] = asyncio.Queue()
-        speaker = asyncio.create_task(self._speak_clauses(turn_id, clauses, cancel))
-        chunker = ClauseChunker(first_phrase_words=self.first_phrase_words)
-        try:
-            tokens = iterate_in_thread(
-                lambda: self.models.language_model.stream_chat(messages, self.generation, cancel),
-                self._executor, cancel)
-            while True:
-                try:
-                    piece = await asyncio.wait_for(anext(tokens), timeout=self.stall_seconds)
-                except StopAsyncIteration:
-                    break
-                except asyncio.TimeoutError:
-                    raise WorkerStalled(f"the language model made no progress for {self.stall_seconds:g} s") from None
-                if not piece:
-                    continue  # the model is still reading the prompt (or queued behind a moving request)
-                self.answer_text += piece
-                self.bus.publish(LLMToken(time=self.clock.now(), worker=self.name, turn_id=turn_id, text=piece))
-                for clause in chunker.push(piece):
-                    clauses.put_nowait(clause)
-            await tokens.aclose()
-            for clause in chunker.flush():
-                clauses.put_nowait(clause)
-            clauses.put_nowait(None)
-            await speaker
-        except BaseException:
-            cancel.set()
-            speaker.cancel()
-            raise
-        finally:
-            if not cancel.is_set():
-                self.output.finish_turn(turn_id)
-        return self.answer_text
+        def on_text(piece: str) -> None:
+            self.answer_text += piece
+            self.bus.publish(LLMToken(time=self.clock.now(), worker=self.name, turn_id=turn_id, text=piece))
 
-    async def _speak_clauses(self, turn_id: int, clauses: asyncio.Queue, cancel: threading.Event) -> None:
-        while (clause := await clauses.get()) is not None:
-            # Synthesise just ahead of playback, not the whole answer at once: when the user talks, the
-            # listener's ASR needs the CPU, and an interrupted answer's unspoken audio is wasted work.
-            while self.output.giving_way or self.output.queued_seconds() > self.tts_lookahead_s:
-                await self.clock.sleep(0.05)
-            await self.speak(turn_id, clause, cancel)
+        spoken = await self._pipeline().answer(messages, _PlaybackSink(self, turn_id), cancel, on_text)
+        if not cancel.is_set():
+            self.output.finish_turn(turn_id)
+        return spoken.text
 
     async def speak(self, turn_id: int, text: str, cancel: threading.Event | None = None) -> float:
         """Synthesise ``text`` into the output queue; returns the seconds of audio queued."""
-        rate = self.output.sample_rate
-        seconds = 0.0
+        return await self._pipeline().speak(text, _PlaybackSink(self, turn_id), cancel)
 
-        def chunks():
-            for chunk in self.models.synthesizer.synthesize(text):
-                yield chunk.convert(sample_rate=rate, channels=1, dtype=np.int16)  # resample off the loop
-
-        async for frame in iterate_in_thread(chunks, self._executor, cancel):
-            self.output.enqueue(turn_id, frame, text)
-            seconds += frame.duration
-            self.bus.publish(AssistantAudio(time=self.clock.now(), worker=self.name, turn_id=turn_id,
-                                            frame=frame, text=text))
-        return seconds
+    def _pipeline(self) -> AnswerPipeline:
+        # Built per use: it runs on this worker's current threads, which a restart replaces.
+        models = self.models
+        return AnswerPipeline(models.language_model, models.synthesizer, self.generation, self.clock,
+                              self.stall_seconds, self.tts_lookahead_s, self.first_phrase_words, self._executor)
 
     # --- faults ----------------------------------------------------------------------------------
 
@@ -157,3 +115,23 @@ class Worker:
     def close(self) -> None:
         self.cancel_answer()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _PlaybackSink:
+    """One turn's audio into the session's playback queue, each chunk published as ``AssistantAudio``."""
+
+    def __init__(self, worker: Worker, turn_id: int) -> None:
+        self.worker, self.turn_id = worker, turn_id
+        self.sample_rate = worker.output.sample_rate
+
+    def put(self, frame: AudioFrame, clause: str) -> None:
+        worker = self.worker
+        worker.output.enqueue(self.turn_id, frame, clause)
+        worker.bus.publish(AssistantAudio(time=worker.clock.now(), worker=worker.name, turn_id=self.turn_id,
+                                          frame=frame, text=clause))
+
+    def seconds_ahead(self) -> float:
+        return self.worker.output.queued_seconds()
+
+    def paused(self) -> bool:
+        return self.worker.output.giving_way

@@ -61,7 +61,7 @@ def test_the_ctranslate2_reader_refuses_what_it_cannot_read(tmp_path, version, s
 
 def test_a_folder_without_a_model_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.bin"):
-        ClipWhisperRecognizer(tmp_path)
+        ClipWhisperRecognizer(tmp_path, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Any transformers causal LM (a hub id, a local folder, or a GGUF file), on the GPU when there is one."""
+"""Any transformers causal LM (a hub id, a local folder, or a GGUF file), on the device it is given."""
 
 from __future__ import annotations
 
@@ -9,18 +9,9 @@ from pathlib import Path
 from duplex.models import ChatMessage, GenerationOptions
 
 
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
-
-
 class TransformersModel:
-    def __init__(self, model: str | Path, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, model: str | Path, device: str, dtype: str = "auto") -> None:
+        """``device``: ``cpu``, ``cuda`` or ``cuda:N``."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -32,7 +23,7 @@ class TransformersModel:
                 raise FileNotFoundError(f"GGUF model not found: {path}")
             source, gguf_file = str(path.parent), path.name
         local = Path(source).exists()
-        self.device = _pick_device(device)
+        self.device = device
         if dtype == "auto":  # GGUF weights are dequantised; fp32 on CPU, bf16 on GPU
             torch_dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         else:

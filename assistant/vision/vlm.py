@@ -1,6 +1,6 @@
 """A vision-language model through transformers: the frame's pixels go to the model, which writes the
 description the answering LLM sees. Any model id or local folder that ``AutoModelForImageTextToText``
-loads (LLaVA, Idefics3/SmolVLM, Qwen2-VL, ...), on the GPU when there is one. Weights come from the local
+loads (LLaVA, Idefics3/SmolVLM, Qwen2-VL, ...), on the device it is given. Weights come from the local
 disk or the hub cache: nothing is downloaded at run time when ``HF_HUB_OFFLINE`` is set.
 """
 
@@ -11,20 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.llm.transformers_backend import _pick_device
-
 DEFAULT_PROMPT = "Describe what the camera shows in one short sentence. Read out any visible text exactly."
 
 
 class TransformersVisionDescriber:
-    def __init__(self, model: str | Path, device: str = "auto", dtype: str = "auto",
+    def __init__(self, model: str | Path, device: str, dtype: str = "auto",
                  prompt: str = DEFAULT_PROMPT, max_new_tokens: int = 48) -> None:
+        """``device``: ``cpu``, ``cuda`` or ``cuda:N``."""
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         source = str(model)
         local = Path(source).exists()
-        self.device = _pick_device(device)
+        self.device = device
         if dtype == "auto":
             torch_dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         else:

@@ -1,0 +1,129 @@
+"""The one answer pipeline: the language model's text, cut into clauses, each clause synthesised into a sink.
+
+The first clause is spoken while the model still writes the rest. Both the duplex workers (the sink: the
+session's playback queue) and ``assistant ask`` (the sink: a list) answer through it. Model calls run in
+threads (``iterate_in_thread``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from audio.clauses import ClauseChunker
+from audio.frames import AudioFrame
+from duplex.clock import Clock
+from duplex.models import ChatMessage, GenerationOptions, LanguageModel, SpeechSynthesizer
+from duplex.threads import iterate_in_thread
+
+THROTTLE_POLL_S = 0.05
+
+
+class WorkerStalled(RuntimeError):
+    """The language model made no progress (no text, no "still reading") for the stall limit."""
+
+
+class SpeechSink(Protocol):
+    """Where an answer's audio goes, and how far ahead of the listener it already is."""
+
+    sample_rate: int | None  # audio is converted to this rate (mono int16) before it is put; None: as synthesised
+
+    def put(self, frame: AudioFrame, clause: str) -> None:
+        """Take one chunk of ``clause``'s audio."""
+
+    def seconds_ahead(self) -> float:
+        """Seconds of audio taken and not yet played."""
+
+    def paused(self) -> bool:
+        """Playback waits for the user (who may be talking): synthesise nothing more until it goes on."""
+
+
+@dataclass
+class SpokenAnswer:
+    text: str = ""  # what the model wrote, unstripped
+    clauses: list[str] = field(default_factory=list)  # handed to the synthesizer, in order
+
+
+class AnswerPipeline:
+    def __init__(self, language_model: LanguageModel, synthesizer: SpeechSynthesizer, generation: GenerationOptions,
+                 clock: Clock, stall_seconds: float, lookahead_s: float, first_phrase_words: int | None,
+                 executor: Executor | None = None) -> None:
+        """``lookahead_s``: synthesise at most this far ahead of playback; ``first_phrase_words``: see
+        ``ClauseChunker``; ``executor``: the threads for the model calls (None: the loop's default)."""
+        self.language_model, self.synthesizer = language_model, synthesizer
+        self.generation = generation
+        self.clock = clock
+        self.stall_seconds = stall_seconds
+        self.lookahead_s = lookahead_s
+        self.first_phrase_words = first_phrase_words
+        self.executor = executor
+
+    async def answer(self, messages: Sequence[ChatMessage], sink: SpeechSink, cancel: threading.Event,
+                     on_text: Callable[[str], None] | None = None) -> SpokenAnswer:
+        """Speak the model's answer to ``messages`` into ``sink``; ``on_text`` sees each piece of text as it comes.
+
+        Setting ``cancel`` (or cancelling the task) stops the model and the voice at their next step; any
+        failure sets ``cancel`` too, so that neither runs on.
+        """
+        spoken = SpokenAnswer()
+        clauses: asyncio.Queue[str | None] = asyncio.Queue()
+        speaker = asyncio.create_task(self._speak_clauses(clauses, sink, cancel, spoken))
+        chunker = ClauseChunker(first_phrase_words=self.first_phrase_words)
+        try:
+            pieces = iterate_in_thread(
+                lambda: self.language_model.stream_chat(messages, self.generation, cancel), self.executor, cancel)
+            while True:
+                try:
+                    piece = await asyncio.wait_for(anext(pieces), timeout=self.stall_seconds)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise WorkerStalled(f"the language model made no progress for {self.stall_seconds:g} s") from None
+                if not piece:
+                    continue  # the model is still reading the prompt (or queued behind a moving request)
+                spoken.text += piece
+                if on_text is not None:
+                    on_text(piece)
+                for clause in chunker.push(piece):
+                    clauses.put_nowait(clause)
+            await pieces.aclose()
+            for clause in chunker.flush():
+                clauses.put_nowait(clause)
+            clauses.put_nowait(None)
+            await speaker
+        except BaseException:
+            cancel.set()
+            speaker.cancel()
+            raise
+        return spoken
+
+    async def _speak_clauses(self, clauses: asyncio.Queue[str | None], sink: SpeechSink, cancel: threading.Event,
+                             spoken: SpokenAnswer) -> None:
+        while (clause := await clauses.get()) is not None:
+            # Synthesise just ahead of playback, not the whole answer at once: when the user talks, the
+            # listener's ASR needs the CPU, and an interrupted answer's unspoken audio is wasted work.
+            while sink.paused() or sink.seconds_ahead() > self.lookahead_s:
+                await self.clock.sleep(THROTTLE_POLL_S)
+            spoken.clauses.append(clause)
+            await self.speak(clause, sink, cancel)
+
+    async def speak(self, text: str, sink: SpeechSink, cancel: threading.Event | None = None) -> float:
+        """Synthesise ``text`` into ``sink``; returns the seconds of audio put there."""
+        rate = sink.sample_rate
+        seconds = 0.0
+
+        def chunks():
+            for chunk in self.synthesizer.synthesize(text):
+                # resampled here, off the loop
+                yield chunk if rate is None else chunk.convert(sample_rate=rate, channels=1, dtype=np.int16)
+
+        async for frame in iterate_in_thread(chunks, self.executor, cancel):
+            sink.put(frame, text)
+            seconds += frame.duration
+        return seconds
