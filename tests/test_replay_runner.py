@@ -20,6 +20,7 @@ from duplex.events import (
     Duck,
     Interrupt,
     PlaybackStarted,
+    Resume,
     SpeechEnded,
     SpeechStarted,
     StateDecided,
@@ -251,6 +252,26 @@ def test_expectations_read_the_log(tmp_path):
     slow = check_expectations(scenario, placed, log, 0.0, speaker_signal([(3.0, 5.6)], 10.0), "dragon")
     failed = {r.name for r in slow if not r.passed}
     assert failed == {"interrupted", "history_lacks"}
+
+
+def test_resumes_needs_every_pause_resumed_and_an_answer_completed(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "category: noise_during_answer\ntimeline:\n  - at: 0.5\n    say: Tell me a story.\n"
+        "expect:\n  resumes: true\n")
+    scenario = load_scenario(tmp_path / "s.yaml")
+    placed = [PlacedItem(QUERY, 0.5, 2.0)]
+
+    def outcome(status, resumed=True):
+        log = [turn(2.5, 1), playback(3.0, 1), Duck(time=4.0, turn_id=1, reason="sound")]
+        log += [Resume(time=4.6, turn_id=1, reason="no speech followed the sound")] if resumed else []
+        log.append(TurnEnded(time=8.0, worker="a", turn_id=1, status=status, answer="Once.", spoken="Once."))
+        (result,) = check_expectations(scenario, placed, log, 0.0, speaker_signal([(3.0, 8.0)], 10.0), "")
+        return result
+
+    assert outcome(TurnStatus.COMPLETED).passed, outcome(TurnStatus.COMPLETED).detail
+    assert outcome(TurnStatus.COMPLETED).detail == "1 pause(s), 1 resume(s), an answer completed"
+    assert not outcome(TurnStatus.INTERRUPTED).passed
+    assert not outcome(TurnStatus.COMPLETED, resumed=False).passed
 
 
 # --- the runner end to end, on fakes ---------------------------------------------------------------------
