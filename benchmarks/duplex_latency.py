@@ -37,6 +37,8 @@ from audio.frames import AudioFrame  # noqa: E402
 from audio.vad import SileroVad  # noqa: E402
 from audio.wavfile import read_audio  # noqa: E402
 from duplex.bus import EventLog  # noqa: E402
+from duplex.decision import StateToken  # noqa: E402
+from duplex.events import Duck, Interrupt, PlaybackStarted, Resume, StateDecided  # noqa: E402
 from duplex.models import GenerationOptions  # noqa: E402
 from duplex.session import DuplexSession  # noqa: E402
 from duplex.timeline import Timeline, run_timeline  # noqa: E402
@@ -107,9 +109,9 @@ class Bench:
             question = self.say(QUESTIONS[i % len(QUESTIONS)])
             log = await self.run(Timeline(1.0).add_audio(0.5, question), tail_s=3.0, max_tokens=40)
             end = log.start_time + 0.5 + voiced_span(question)[1]
-            starts = log.of_kind("PlaybackStarted")
+            starts = log.of_type(PlaybackStarted)
             if starts:
-                latencies.append(starts[0]["time"] - end)
+                latencies.append(starts[0].time - end)
             print(f"  turn {i + 1}: {latencies[-1] if starts else float('nan'):.2f} s", flush=True)
         return latencies
 
@@ -123,14 +125,14 @@ class Bench:
             log = await self.run(timeline, tail_s=4.0, max_tokens=120)
             onset = log.start_time + at + voiced_span(interruption)[0]
             end = log.start_time + at + voiced_span(interruption)[1]
-            ducks = [d for d in log.of_kind("Duck") if d["time"] >= onset - 0.05]
+            ducks = [d for d in log.of_type(Duck) if d.time >= onset - 0.05]
             if ducks:
-                stops.append(ducks[0]["time"] - onset)
-            paused = [d["time"] for d in ducks if d["gain"] == 0.0]
+                stops.append(ducks[0].time - onset)
+            paused = [d.time for d in ducks if d.gain == 0.0]
             if paused:
                 pauses.append(paused[0] - onset)
-            second = [p["time"] for p in log.of_kind("PlaybackStarted") if p["turn_id"] >= 2 and p["time"] > end - 1]
-            if log.of_kind("Interrupt") and second:
+            second = [p.time for p in log.of_type(PlaybackStarted) if p.turn_id >= 2 and p.time > end - 1]
+            if log.of_type(Interrupt) and second:
                 handled += 1
                 answers.append(second[0] - end)
             print(f"  barge-in {i + 1}: stop {stops[-1] if ducks else float('nan'):.3f} s, "
@@ -164,10 +166,10 @@ class Bench:
                     placed.append(("backchannel", at))
             log = await self.run(timeline, tail_s=3.0 if not echo else 12.0, max_tokens=120,
                                  echo_gain=0.5 if echo else 0.0)
-            cut = log.of_kind("Interrupt")
-            lowered = [d for d in log.of_kind("Duck") if d["gain"] > 0 and d["time"] > log.start_time + start - 0.5]
-            undone = [r for r in log.of_kind("Resume") if r["reason"] == "no speech followed the sound"
-                      and r["time"] > log.start_time + start - 0.5]
+            cut = log.of_type(Interrupt)
+            lowered = [d for d in log.of_type(Duck) if d.gain > 0 and d.time > log.start_time + start - 0.5]
+            undone = [r for r in log.of_type(Resume) if r.reason == "no speech followed the sound"
+                      and r.time > log.start_time + start - 0.5]
             self.needless_lowerings += len(undone)
             if echo:
                 by_kind["echo"][0] += len(cut)
@@ -175,10 +177,10 @@ class Bench:
             else:
                 for kind, at in placed:
                     by_kind[kind][1] += 1
-                    by_kind[kind][0] += sum(at <= c["time"] - log.start_time <= at + 3.5 for c in cut)
+                    by_kind[kind][0] += sum(at <= c.time - log.start_time <= at + 3.5 for c in cut)
             interrupts += len(cut)
-            culprits = [f"{d['text']!r} ({d['reason']})" for d in log.of_kind("StateDecided")
-                        if d["token"] == "<1>" and d["segment_id"] > 1]
+            culprits = [f"{d.text!r} ({d.reason})" for d in log.of_type(StateDecided)
+                        if d.token is StateToken.QUERY and d.segment_id > 1]
             print(f"  {'echo' if echo else 'noise'} run {i + 1}: {len(cut)} interruption(s) {'; '.join(culprits)}; "
                   f"voice lowered {len(lowered)} time(s), {len(undone)} undone", flush=True)
         events = sum(total for _, total in by_kind.values())

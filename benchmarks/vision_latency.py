@@ -33,6 +33,7 @@ from audio.frames import AudioFrame  # noqa: E402
 from audio.vad import SileroVad  # noqa: E402
 from duplex.bus import EventLog  # noqa: E402
 from duplex.decision import StateDecision, StateToken  # noqa: E402
+from duplex.events import SpeechEnded, SpeechStarted, StateDecided, VisionDescribed, VisionFrame  # noqa: E402
 from duplex.options import DuplexOptions  # noqa: E402
 from duplex.session import DuplexSession  # noqa: E402
 from duplex.timeline import Timeline, run_timeline  # noqa: E402
@@ -89,18 +90,18 @@ async def measure_run(models: WorkerModels, decider, say, describer=None, images
     async with session:
         await run_timeline(session, timeline, tail_s=tail_s)
     figures = RunFigures()
-    for started in log.of_kind("SpeechStarted"):
-        figures.onset_ms.append(1000 * (started["time"] - started["onset"]))
-    ended = {e["segment_id"]: e for e in log.of_kind("SpeechEnded")}
-    for decided in log.of_kind("StateDecided"):
-        if decided["segment_id"] in ended:
-            figures.decision_ms.append(1000 * (decided["time"] - ended[decided["segment_id"]]["end"]))
+    for started in log.of_type(SpeechStarted):
+        figures.onset_ms.append(1000 * (started.time - started.onset))
+    ended = {e.segment_id: e for e in log.of_type(SpeechEnded)}
+    for decided in log.of_type(StateDecided):
+        if decided.segment_id in ended:
+            figures.decision_ms.append(1000 * (decided.time - ended[decided.segment_id].end))
     lag = sorted(session.loop_lag_ms)
     figures.loop_lag_p99_ms = lag[int(0.99 * (len(lag) - 1))] if lag else 0.0
-    figures.frames_taken = len(log.of_kind("VisionFrame"))
-    described = log.of_kind("VisionDescribed")
+    figures.frames_taken = len(log.of_type(VisionFrame))
+    described = log.of_type(VisionDescribed)
     figures.frames_described = len(described)
-    figures.analyse_ms = [d["analyse_ms"] for d in described if d["changed"]]
+    figures.analyse_ms = [d.analyse_ms for d in described if d.changed]
     return figures
 
 

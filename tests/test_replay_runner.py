@@ -10,11 +10,25 @@ import pytest
 
 from assistant.replay.metrics import PlacedItem, measure, percentile, stop_time, summarise
 from assistant.replay.runner import AudioSources, build_timeline, check_expectations
-from assistant.replay.scenario import load_scenario
+from assistant.replay.scenario import ScenarioRole, load_scenario
 from audio.frames import AudioFrame
 from audio.wavfile import write_wav
 from duplex.bus import EventLog
 from duplex.clock import ManualClock
+from duplex.decision import StateToken
+from duplex.events import (
+    Duck,
+    Interrupt,
+    PlaybackStarted,
+    Resume,
+    SpeechEnded,
+    SpeechStarted,
+    StateDecided,
+    TurnEnded,
+    TurnStarted,
+    TurnStatus,
+    UserTranscript,
+)
 from duplex.options import DuplexOptions
 from duplex.pacing import VirtualPacer, WorkMeter, meter_session
 from duplex.session import DuplexSession
@@ -47,7 +61,7 @@ def test_items_are_placed_at_their_times_with_voiced_spans_and_levels(tmp_path):
         "expect:\n  not_interrupted: true\n")
     built = build_timeline(load_scenario(tmp_path / "s.yaml"), AudioSources(ToneSynthesizer()))
     say, noise_item, typed = built.placed()
-    assert say.role == "query"
+    assert (say.role, noise_item.role, typed.role) == (ScenarioRole.QUERY, ScenarioRole.NOISE, ScenarioRole.TYPED)
     assert say.onset_s == pytest.approx(1.2, abs=0.011) and say.end_s == pytest.approx(2.2, abs=0.011)
     # 'after' counts from the end of the previous clip (1.0 + 1.4 s of audio + 2.0)
     assert noise_item.onset_s == pytest.approx(4.4) and noise_item.end_s == pytest.approx(5.4)
@@ -84,9 +98,8 @@ async def test_virtual_clock_skips_idle_time_and_keeps_the_conversation():
     log, result, pacer, _meter, wall = await play_virtual(timeline)
     assert wall < 15.0, f"40 s of timeline took {wall:.1f} s"
     assert pacer.skipped_s > 30.0
-    kinds = [r["kind"] for r in log.records]
-    assert [r["token"] for r in log.of_kind("StateDecided")] == ["<1>"]
-    assert "TurnStarted" in kinds and log.of_kind("TurnEnded")[0]["status"] == "completed"
+    assert [d.token for d in log.of_type(StateDecided)] == [StateToken.QUERY]
+    assert log.of_type(TurnStarted) and log.of_type(TurnEnded)[0].status is TurnStatus.COMPLETED
     assert result.speaker_active(3.0, 6.0) > 0  # the beeps were pulled out of the playback queue
     assert result.start_time == 0.0 and len(result.speaker) == int(43.0 * RATE)
 
@@ -95,11 +108,11 @@ async def test_virtual_clock_charges_model_work_at_its_wall_time():
     """A slow ASR (0.6 s per call) must show in the virtual latencies, not vanish in a time jump."""
     timeline = Timeline(6.0).add_audio(0.3, tone_speech(300, 1.2), "user")
     log, _result, pacer, meter, _wall = await play_virtual(timeline, asr_delay_s=0.6)
-    ended = log.of_kind("SpeechEnded")[0]
-    transcript = log.of_kind("UserTranscript")[0]
+    ended = log.of_type(SpeechEnded)[0]
+    transcript = log.of_type(UserTranscript)[0]
     # the transcription starts 0.128 s into the pause and takes 0.6 s of wall time, charged to the clock
-    assert transcript["time"] - ended["end"] >= 0.6
-    assert transcript["time"] - ended["end"] < 1.3
+    assert transcript.time - ended.end >= 0.6
+    assert transcript.time - ended.end < 1.3
     assert pacer.charged_s >= 0.6 and meter.busy_wall_s >= 0.6
     assert meter.in_flight == 0 and meter.vad_samples >= 6 * RATE
 
@@ -110,13 +123,13 @@ async def test_virtual_and_real_time_give_the_same_story():
     session, real_log = fake_session(None)
     async with session:
         await run_timeline(session, timeline, tail_s=3.0)
-    story = ["SpeechStarted", "SpeechEnded", "StateDecided", "TurnStarted", "PlaybackStarted", "TurnEnded"]
+    story = [SpeechStarted, SpeechEnded, StateDecided, TurnStarted, PlaybackStarted, TurnEnded]
 
     def outline(log):
-        return [r["kind"] for r in log.records if r["kind"] in story]
+        return [type(event) for event in log.of_type(*story)]
 
     assert outline(virtual_log) == outline(real_log) == story
-    v, r = (log.of_kind("PlaybackStarted")[0]["time"] - log.of_kind("SpeechEnded")[0]["end"]
+    v, r = (log.of_type(PlaybackStarted)[0].time - log.of_type(SpeechEnded)[0].end
             for log in (virtual_log, real_log))
     assert abs(v - r) < 0.25, f"virtual {v:.3f} s vs real {r:.3f} s from end of speech to first audio"
 
@@ -139,16 +152,26 @@ def speaker_signal(spans, seconds):
     return signal
 
 
-def records(*rows):
-    return [dict(kind=kind, time=t, **fields) for kind, t, fields in rows]
+def turn(t, turn_id):
+    return TurnStarted(time=t, worker="a", turn_id=turn_id, question="", from_time=t)
+
+
+def playback(t, turn_id):
+    return PlaybackStarted(time=t, turn_id=turn_id)
+
+
+def interrupt(t, turn_id, reason="speech"):
+    return Interrupt(time=t, turn_id=turn_id, reason=reason)
+
+
+QUERY, INTERRUPTION, STOP = ScenarioRole.QUERY, ScenarioRole.INTERRUPTION, ScenarioRole.STOP
 
 
 def test_turn_taking_and_interruption_figures():
     start = 100.0  # session clock time of the timeline's zero
-    items = [PlacedItem("query", 0.5, 2.0), PlacedItem("interruption", 6.0, 7.0)]
-    log = records(("TurnStarted", 102.6, {"turn_id": 1}), ("PlaybackStarted", 103.2, {"turn_id": 1}),
-                  ("Duck", 106.15, {"turn_id": 1}), ("Interrupt", 107.4, {"turn_id": 1}),
-                  ("TurnStarted", 107.4, {"turn_id": 2}), ("PlaybackStarted", 108.1, {"turn_id": 2}))
+    items = [PlacedItem(QUERY, 0.5, 2.0), PlacedItem(INTERRUPTION, 6.0, 7.0)]
+    log = [turn(102.6, 1), playback(103.2, 1), Duck(time=106.15, turn_id=1, reason="speech"), interrupt(107.4, 1),
+           turn(107.4, 2), playback(108.1, 2)]
     speaker = speaker_signal([(3.2, 6.3), (8.1, 10.0)], 12.0)  # voice stops 0.3 s into the interruption
     m = measure(items, log, start, speaker, 12.0)
     assert m.turn_takeovers == [True] and m.turn_latencies_s == [pytest.approx(1.2)]
@@ -157,32 +180,30 @@ def test_turn_taking_and_interruption_figures():
 
 
 def test_an_ignored_barge_in_is_no_takeover_and_never_stops():
-    items = [PlacedItem("query", 0.5, 2.0), PlacedItem("interruption", 6.0, 7.0)]
-    log = records(("TurnStarted", 2.6, {"turn_id": 1}), ("PlaybackStarted", 3.2, {"turn_id": 1}))
+    items = [PlacedItem(QUERY, 0.5, 2.0), PlacedItem(INTERRUPTION, 6.0, 7.0)]
+    log = [turn(2.6, 1), playback(3.2, 1)]
     m = measure(items, log, 0.0, speaker_signal([(3.2, 14.0)], 15.0), 15.0)
     assert m.interrupt_takeovers == [False] and m.interrupt_latencies_s == [] and m.interrupt_not_stopped == 1
 
 
 def test_a_bare_stop_is_scored_by_its_stop_time_and_must_start_no_answer():
-    items = [PlacedItem("query", 0.5, 2.0), PlacedItem("stop", 6.0, 6.4), PlacedItem("query", 9.0, 10.0)]
-    log = records(("TurnStarted", 2.6, {"turn_id": 1}), ("PlaybackStarted", 3.2, {"turn_id": 1}),
-                  ("Interrupt", 6.5, {"turn_id": 1}), ("TurnStarted", 10.5, {"turn_id": 2}),
-                  ("PlaybackStarted", 11.0, {"turn_id": 2}))
+    items = [PlacedItem(QUERY, 0.5, 2.0), PlacedItem(STOP, 6.0, 6.4), PlacedItem(QUERY, 9.0, 10.0)]
+    log = [turn(2.6, 1), playback(3.2, 1), interrupt(6.5, 1), turn(10.5, 2), playback(11.0, 2)]
     m = measure(items, log, 0.0, speaker_signal([(3.2, 6.25), (11.0, 12.0)], 13.0), 13.0)
     assert m.interrupt_stops_s == [pytest.approx(0.25, abs=0.021)] and m.stops_answered == 0
     assert m.interrupt_takeovers == [] and m.turn_takeovers == [True, True]
-    answered = records(("TurnStarted", 2.6, {"turn_id": 1}), ("PlaybackStarted", 3.2, {"turn_id": 1}),
-                       ("Interrupt", 6.5, {"turn_id": 1}), ("TurnStarted", 6.6, {"turn_id": 2}))
+    answered = [turn(2.6, 1), playback(3.2, 1), interrupt(6.5, 1), turn(6.6, 2)]
     assert measure(items, answered, 0.0, speaker_signal([(3.2, 6.25)], 13.0), 13.0).stops_answered == 1
 
 
 def test_pause_backchannel_noise_and_echo_takeovers():
-    items = [PlacedItem("before_pause", 0.5, 1.5), PlacedItem("after_pause", 2.3, 3.0),
-             PlacedItem("backchannel", 8.0, 8.4), PlacedItem("noise", 12.0, 14.0), PlacedItem("side_talk", 20.0, 21.0)]
-    log = records(("TurnStarted", 2.0, {"turn_id": 1}),  # took the floor in the pause: a takeover
-                  ("PlaybackStarted", 2.5, {"turn_id": 1}),
-                  ("Interrupt", 13.5, {"turn_id": 1}),  # the noise cut the answer
-                  ("Interrupt", 30.0, {"turn_id": 2}))  # nobody spoke near 30 s: its own voice
+    items = [PlacedItem(ScenarioRole.BEFORE_PAUSE, 0.5, 1.5), PlacedItem(ScenarioRole.AFTER_PAUSE, 2.3, 3.0),
+             PlacedItem(ScenarioRole.BACKCHANNEL, 8.0, 8.4), PlacedItem(ScenarioRole.NOISE, 12.0, 14.0),
+             PlacedItem(ScenarioRole.SIDE_TALK, 20.0, 21.0)]
+    log = [turn(2.0, 1),  # took the floor in the pause: a takeover
+           playback(2.5, 1),
+           interrupt(13.5, 1),  # the noise cut the answer
+           interrupt(30.0, 2)]  # nobody spoke near 30 s: its own voice
     m = measure(items, log, 0.0, speaker_signal([(2.5, 13.5)], 35.0), 35.0, echo=True)
     assert m.pause_takeovers == [True] and m.backchannel_takeovers == [False]
     assert m.noise_interrupts == [True] and m.side_talk_takeovers == [False]
@@ -190,19 +211,16 @@ def test_pause_backchannel_noise_and_echo_takeovers():
 
 
 def test_a_takeover_after_the_user_resumed_is_not_a_pause_takeover():
-    items = [PlacedItem("before_pause", 0.5, 1.5), PlacedItem("after_pause", 2.3, 3.0)]
-    log = records(("TurnStarted", 3.6, {"turn_id": 1}), ("PlaybackStarted", 4.0, {"turn_id": 1}))
+    items = [PlacedItem(ScenarioRole.BEFORE_PAUSE, 0.5, 1.5), PlacedItem(ScenarioRole.AFTER_PAUSE, 2.3, 3.0)]
+    log = [turn(3.6, 1), playback(4.0, 1)]
     m = measure(items, log, 0.0, speaker_signal([(4.0, 6.0)], 8.0), 8.0)
     assert m.pause_takeovers == [False]
 
 
 def test_summary_pools_samples_across_scenarios():
-    a = measure([PlacedItem("query", 0.0, 1.0)], records(("TurnStarted", 1.5, {"turn_id": 1}),
-                                                         ("PlaybackStarted", 2.0, {"turn_id": 1})),
-                0.0, speaker_signal([], 5.0), 5.0)
-    b = measure([PlacedItem("query", 0.0, 1.0), PlacedItem("noise", 6.0, 7.0)],
-                records(("TurnStarted", 3.5, {"turn_id": 1}), ("PlaybackStarted", 4.0, {"turn_id": 1})),
-                0.0, speaker_signal([], 12.0), 12.0)
+    a = measure([PlacedItem(QUERY, 0.0, 1.0)], [turn(1.5, 1), playback(2.0, 1)], 0.0, speaker_signal([], 5.0), 5.0)
+    b = measure([PlacedItem(QUERY, 0.0, 1.0), PlacedItem(ScenarioRole.NOISE, 6.0, 7.0)],
+                [turn(3.5, 1), playback(4.0, 1)], 0.0, speaker_signal([], 12.0), 12.0)
     summary = summarise([a, b])
     assert summary["turn_latency_p50_s"] == 2.0 and summary["turn_latency_p90_s"] == pytest.approx(2.8)
     assert summary["turn_takeover_rate"] == 1.0 and summary["noise_interrupt_rate"] == 0.0
@@ -221,11 +239,10 @@ def test_expectations_read_the_log(tmp_path):
         "expect:\n  interrupted: {within_ms: 300}\n  answers: {count: 2}\n  answer_mentions: [rome]\n"
         "  history_lacks: [dragon]\n  turns: 2\n")
     scenario = load_scenario(tmp_path / "s.yaml")
-    placed = [PlacedItem("query", 0.5, 2.0), PlacedItem("typed", 5.0, 5.0)]
-    log = records(("TurnStarted", 2.5, {"turn_id": 1}), ("PlaybackStarted", 3.0, {"turn_id": 1}),
-                  ("Interrupt", 5.02, {"turn_id": 1, "reason": "typed message"}),
-                  ("TurnStarted", 5.02, {"turn_id": 2}), ("PlaybackStarted", 5.9, {"turn_id": 2}),
-                  ("TurnEnded", 8.0, {"turn_id": 2, "status": "completed", "answer": "Rome is the capital."}))
+    placed = [PlacedItem(QUERY, 0.5, 2.0), PlacedItem(ScenarioRole.TYPED, 5.0, 5.0)]
+    log = [turn(2.5, 1), playback(3.0, 1), interrupt(5.02, 1, "typed message"), turn(5.02, 2), playback(5.9, 2),
+           TurnEnded(time=8.0, worker="a", turn_id=2, status=TurnStatus.COMPLETED, answer="Rome is the capital.",
+                     spoken="Rome is the capital.")]
     results = {r.name: r for r in check_expectations(scenario, placed, log, 0.0,
                                                      speaker_signal([(3.0, 5.1), (5.9, 8.0)], 10.0),
                                                      "tell me a story. once upon a time stop. rome is")}
@@ -235,6 +252,26 @@ def test_expectations_read_the_log(tmp_path):
     slow = check_expectations(scenario, placed, log, 0.0, speaker_signal([(3.0, 5.6)], 10.0), "dragon")
     failed = {r.name for r in slow if not r.passed}
     assert failed == {"interrupted", "history_lacks"}
+
+
+def test_resumes_needs_every_pause_resumed_and_an_answer_completed(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "category: noise_during_answer\ntimeline:\n  - at: 0.5\n    say: Tell me a story.\n"
+        "expect:\n  resumes: true\n")
+    scenario = load_scenario(tmp_path / "s.yaml")
+    placed = [PlacedItem(QUERY, 0.5, 2.0)]
+
+    def outcome(status, resumed=True):
+        log = [turn(2.5, 1), playback(3.0, 1), Duck(time=4.0, turn_id=1, reason="sound")]
+        log += [Resume(time=4.6, turn_id=1, reason="no speech followed the sound")] if resumed else []
+        log.append(TurnEnded(time=8.0, worker="a", turn_id=1, status=status, answer="Once.", spoken="Once."))
+        (result,) = check_expectations(scenario, placed, log, 0.0, speaker_signal([(3.0, 8.0)], 10.0), "")
+        return result
+
+    assert outcome(TurnStatus.COMPLETED).passed, outcome(TurnStatus.COMPLETED).detail
+    assert outcome(TurnStatus.COMPLETED).detail == "1 pause(s), 1 resume(s), an answer completed"
+    assert not outcome(TurnStatus.INTERRUPTED).passed
+    assert not outcome(TurnStatus.COMPLETED, resumed=False).passed
 
 
 # --- the runner end to end, on fakes ---------------------------------------------------------------------

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.replay.scenario import CATEGORIES, LIBRARY_DIR, ScenarioError, load_scenario, load_scenarios
+from assistant.replay.scenario import (
+    CATEGORIES,
+    LIBRARY_DIR,
+    ScenarioError,
+    ScenarioRole,
+    load_scenario,
+    load_scenarios,
+)
 from audio.frames import AudioFrame
 from audio.wavfile import write_wav
 
@@ -41,8 +48,8 @@ def test_a_good_file_loads_into_typed_items(tmp_path):
     scenario = load_scenario(write(tmp_path, GOOD))
     assert scenario.name == "case" and scenario.category == "barge_in" and scenario.max_answer_tokens == 60
     first, second = scenario.items
-    assert (first.source, first.role, first.at, first.line) == ("say", "query", 0.5, 4)
-    assert (second.role, second.after, second.at, second.line) == ("interruption", 3.0, None, 6)
+    assert (first.source, first.at, first.line) == ("say", 0.5, 4) and first.role is ScenarioRole.QUERY
+    assert (second.after, second.at, second.line) == (3.0, None, 6) and second.role is ScenarioRole.INTERRUPTION
     assert scenario.expect.interrupted and scenario.expect.interrupt_within_ms == 500
     assert scenario.expect.answer_count == 2 and scenario.expect.answer_within_s == 4
 
@@ -96,6 +103,12 @@ def test_each_malformation_is_one_clear_message(tmp_path, change, expected):
     path = write(tmp_path, GOOD.replace(*change))
     message = error_of(path)
     assert message.startswith(f"{path}:") and expected in message
+
+
+def test_an_unknown_role_names_its_line_and_every_role_spelled_as_in_the_files(tmp_path):
+    path = write(tmp_path, GOOD.replace("    role: interruption", "    role: heckler"))
+    assert error_of(path) == (f"{path}:8: unknown role 'heckler' (expected one of: query, interruption, stop, "
+                              "backchannel, before_pause, after_pause, noise, side_talk, typed, camera, context)")
 
 
 def test_cli_rejects_a_malformed_file_before_any_model_loads(tmp_path, monkeypatch, capsys):

@@ -26,19 +26,21 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from assistant.replay.scenario import USER_TURN_ROLES, ScenarioRole
+from duplex.events import Event, Interrupt, PlaybackStarted, TurnStarted
+
 BLOCK_S = 0.02  # the loudspeaker activity resolution
 SPEAKER_ACTIVE_DBFS = -45.0
 STOPPED_AFTER_S = 0.2  # the voice counts as stopped once it has been silent this long
 REACTION_WINDOW_S = 3.0  # a noise or backchannel is blamed for an interruption this long after it ends
 PAUSE_MARGIN_S = 0.3  # a decision already under way when the user resumes still counts as a takeover
-USER_TURN_ROLES = ("query", "interruption", "stop", "typed", "backchannel", "before_pause", "after_pause", "side_talk")
 
 
 @dataclass(frozen=True)
 class PlacedItem:
     """One user action on the timeline, as the metrics see it."""
 
-    role: str
+    role: ScenarioRole
     onset_s: float
     end_s: float
     text: str = ""
@@ -98,39 +100,42 @@ def stop_time(active: np.ndarray, from_s: float, until_s: float) -> float | None
 
 
 class _Log:
-    """The event records a replay needs, on timeline seconds."""
+    """The events a replay needs, on timeline seconds."""
 
-    def __init__(self, records: list[dict], start_time: float) -> None:
-        def times(kind: str) -> list[dict]:
-            return [dict(r, t=r["time"] - start_time) for r in records if r["kind"] == kind]
-
-        self.turns = times("TurnStarted")
-        self.interrupts = times("Interrupt")
-        self.ducks = times("Duck")
+    def __init__(self, events: list[Event], start_time: float) -> None:
+        self.start_time = start_time
+        self.turns = [e for e in events if isinstance(e, TurnStarted)]
+        self.interrupts = [e for e in events if isinstance(e, Interrupt)]
         first_playback: dict[int, float] = {}
-        for record in times("PlaybackStarted"):
-            first_playback.setdefault(record["turn_id"], record["t"])
+        for event in events:
+            if isinstance(event, PlaybackStarted):
+                first_playback.setdefault(event.turn_id, self.at(event))
         self.first_playback = first_playback  # turn id -> first audio of that turn
+
+    def at(self, event: Event) -> float:
+        return event.time - self.start_time
 
     def answers_after(self, from_s: float, until_s: float) -> list[float]:
         """First-audio times of turns that started in [from_s, until_s] (the answers to speech at ``from_s``)."""
-        return sorted(self.first_playback[t["turn_id"]] for t in self.turns
-                      if from_s <= t["t"] <= until_s and t["turn_id"] in self.first_playback)
+        return sorted(self.first_playback[t.turn_id] for t in self.turns
+                      if from_s <= self.at(t) <= until_s and t.turn_id in self.first_playback)
 
-    def interrupts_in(self, from_s: float, until_s: float) -> list[dict]:
-        return [i for i in self.interrupts if from_s <= i["t"] <= until_s]
+    def interrupts_in(self, from_s: float, until_s: float) -> list[Interrupt]:
+        return [i for i in self.interrupts if from_s <= self.at(i) <= until_s]
 
-    def turns_in(self, from_s: float, until_s: float) -> list[dict]:
-        return [t for t in self.turns if from_s <= t["t"] <= until_s]
+    def turns_in(self, from_s: float, until_s: float) -> list[TurnStarted]:
+        return [t for t in self.turns if from_s <= self.at(t) <= until_s]
 
 
-def measure(items: list[PlacedItem], records: list[dict], start_time: float, speaker: np.ndarray,
+def measure(items: list[PlacedItem], events: list[Event], start_time: float, speaker: np.ndarray,
             duration_s: float, echo: bool = False, rate: int = 16000) -> ScenarioMeasures:
     """Score one replay: every user item yields a sample of the metric its role belongs to."""
-    log = _Log(records, start_time)
+    log = _Log(events, start_time)
     active = speaker_activity(speaker, rate)
     result = ScenarioMeasures()
     ordered = sorted(items, key=lambda i: i.onset_s)
+    reactions = {ScenarioRole.BACKCHANNEL: result.backchannel_takeovers, ScenarioRole.NOISE: result.noise_interrupts,
+                 ScenarioRole.SIDE_TALK: result.side_talk_takeovers}  # taking the turn over these is wrong
 
     def next_user_onset(item: PlacedItem) -> float:
         later = [o.onset_s for o in ordered if o.onset_s > item.onset_s and o.role in USER_TURN_ROLES]
@@ -149,37 +154,37 @@ def measure(items: list[PlacedItem], records: list[dict], start_time: float, spe
             result.interrupt_stops_s.append(stopped - item.onset_s)
 
     for item in ordered:
+        if item.role is ScenarioRole.TYPED:
+            continue  # typed turns are not part of the spoken turn-taking figures
         window_end = next_user_onset(item)
-        if item.role in ("query", "typed") or (item.role == "interruption" and not speaking_at(item.onset_s)):
-            if item.role == "typed":
-                continue  # typed turns are not part of the spoken turn-taking figures
+        if item.role is ScenarioRole.QUERY or (item.role is ScenarioRole.INTERRUPTION
+                                               and not speaking_at(item.onset_s)):
             answers = log.answers_after(item.onset_s, window_end)
             result.turn_takeovers.append(bool(answers))
             if answers:
                 result.turn_latencies_s.append(answers[0] - item.end_s)
-        elif item.role == "stop":  # "Stop.": the voice must stop, and nothing may answer it
+        elif item.role is ScenarioRole.STOP:  # "Stop.": the voice must stop, and nothing may answer it
             record_stop(item, window_end)
             result.stops_answered += bool(log.turns_in(item.onset_s, window_end))
-        elif item.role == "interruption":
+        elif item.role is ScenarioRole.INTERRUPTION:
             cut = log.interrupts_in(item.onset_s, window_end)
             answers = log.answers_after(item.onset_s, window_end)
             result.interrupt_takeovers.append(bool(cut) and bool(answers))
             if cut and answers:
                 result.interrupt_latencies_s.append(answers[0] - item.end_s)
             record_stop(item, window_end)
-        elif item.role == "before_pause":
+        elif item.role is ScenarioRole.BEFORE_PAUSE:
             resumed = window_end
             took = log.turns_in(item.end_s, resumed + PAUSE_MARGIN_S)
             result.pause_takeovers.append(bool(took))
-        elif item.role in ("backchannel", "noise", "side_talk"):
+        elif item.role in reactions:
             until = item.end_s + REACTION_WINDOW_S
             took = bool(log.interrupts_in(item.onset_s, until) or log.turns_in(item.onset_s, until))
-            {"backchannel": result.backchannel_takeovers, "noise": result.noise_interrupts,
-             "side_talk": result.side_talk_takeovers}[item.role].append(took)
+            reactions[item.role].append(took)
     if echo:
         result.echo_answers = len(log.turns)
         blamed = [i for i in log.interrupts
-                  if not any(o.onset_s <= i["t"] <= o.end_s + REACTION_WINDOW_S for o in ordered)]
+                  if not any(o.onset_s <= log.at(i) <= o.end_s + REACTION_WINDOW_S for o in ordered)]
         result.echo_interrupts = len(blamed)
     return result
 

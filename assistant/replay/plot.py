@@ -7,11 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from assistant.replay.metrics import PlacedItem
+from assistant.replay.scenario import ScenarioRole
+from duplex.decision import StateToken
+from duplex.events import Duck, Event, Interrupt, Resume, StateDecided, TurnStarted
 
-ROLE_COLOURS = {"query": "tab:blue", "interruption": "tab:purple", "stop": "tab:red", "backchannel": "tab:cyan", "noise": "tab:gray",
-                "side_talk": "tab:olive", "before_pause": "tab:blue", "after_pause": "tab:blue",
-                "typed": "tab:green", "camera": "tab:brown", "context": "tab:blue"}
-TOKEN_COLOURS = {"<1>": "tab:red", "<2>": "tab:gray", "<3>": "tab:green"}
+ROLE_COLOURS = {ScenarioRole.QUERY: "tab:blue", ScenarioRole.INTERRUPTION: "tab:purple", ScenarioRole.STOP: "tab:red",
+                ScenarioRole.BACKCHANNEL: "tab:cyan", ScenarioRole.NOISE: "tab:gray", ScenarioRole.SIDE_TALK: "tab:olive",
+                ScenarioRole.BEFORE_PAUSE: "tab:blue", ScenarioRole.AFTER_PAUSE: "tab:blue",
+                ScenarioRole.TYPED: "tab:green", ScenarioRole.CAMERA: "tab:brown", ScenarioRole.CONTEXT: "tab:blue"}
+TOKEN_COLOURS = {StateToken.QUERY: "tab:red", StateToken.IGNORE: "tab:gray", StateToken.TEXT_QUERY: "tab:green"}
 
 
 def _envelope(samples: np.ndarray, rate: int = 16000, block_s: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
@@ -21,7 +25,7 @@ def _envelope(samples: np.ndarray, rate: int = 16000, block_s: float = 0.02) -> 
     return np.arange(len(rms)) * block_s, rms
 
 
-def plot_timeline(path: Path, title: str, placed: list[PlacedItem], records: list[dict], start_time: float,
+def plot_timeline(path: Path, title: str, placed: list[PlacedItem], events: list[Event], start_time: float,
                   mic: np.ndarray, speaker: np.ndarray) -> Path:
     import matplotlib
 
@@ -35,34 +39,33 @@ def plot_timeline(path: Path, title: str, placed: list[PlacedItem], records: lis
     t, level = _envelope(mic)
     user_axis.fill_between(t, level, color="tab:blue", alpha=0.5, linewidth=0)
     for item in placed:
-        colour = ROLE_COLOURS.get(item.role, "tab:blue")
+        colour = ROLE_COLOURS[item.role]
         user_axis.axvspan(item.onset_s, max(item.end_s, item.onset_s + 0.05), color=colour, alpha=0.15)
-        user_axis.text(item.onset_s, user_axis.get_ylim()[1] * 0.9 if level.size else 0.9, item.role,
+        user_axis.text(item.onset_s, user_axis.get_ylim()[1] * 0.9 if level.size else 0.9, item.role.value,
                        fontsize=7, color=colour, va="top")
     user_axis.set_ylabel("user (mic)")
     t, level = _envelope(speaker)
     assistant_axis.fill_between(t, level, color="tab:orange", alpha=0.6, linewidth=0)
     assistant_axis.set_ylabel("assistant")
 
-    def at(record: dict) -> float:
-        return record["time"] - start_time
+    def at(event: Event) -> float:
+        return event.time - start_time
 
-    for record in records:
-        kind = record["kind"]
-        if kind == "Interrupt":
+    for event in events:
+        if isinstance(event, Interrupt):
             for axis in (user_axis, assistant_axis, decision_axis):
-                axis.axvline(at(record), color="red", linewidth=1.2)
-        elif kind == "Duck":
-            assistant_axis.axvline(at(record), color="tab:red", linestyle=":", linewidth=0.8)
-        elif kind == "Resume":
-            assistant_axis.axvline(at(record), color="tab:green", linestyle=":", linewidth=0.8)
-        elif kind == "TurnStarted":
-            assistant_axis.text(at(record), 0, f"turn {record['turn_id']}", fontsize=7, va="bottom")
-        elif kind == "StateDecided":
-            colour = TOKEN_COLOURS.get(record["token"], "black")
-            decision_axis.plot([at(record)], [0.5], marker="v", color=colour)
-            label = f"{record['token']} {record.get('text', '')[:24]}"
-            decision_axis.text(at(record), 0.62, label, fontsize=6, rotation=20, color=colour)
+                axis.axvline(at(event), color="red", linewidth=1.2)
+        elif isinstance(event, Duck):
+            assistant_axis.axvline(at(event), color="tab:red", linestyle=":", linewidth=0.8)
+        elif isinstance(event, Resume):
+            assistant_axis.axvline(at(event), color="tab:green", linestyle=":", linewidth=0.8)
+        elif isinstance(event, TurnStarted):
+            assistant_axis.text(at(event), 0, f"turn {event.turn_id}", fontsize=7, va="bottom")
+        elif isinstance(event, StateDecided):
+            colour = TOKEN_COLOURS[event.token]
+            decision_axis.plot([at(event)], [0.5], marker="v", color=colour)
+            label = f"{event.token.value} {event.text[:24]}"
+            decision_axis.text(at(event), 0.62, label, fontsize=6, rotation=20, color=colour)
     decision_axis.set_ylim(0, 1.4)
     decision_axis.set_yticks([])
     decision_axis.set_ylabel("decisions")

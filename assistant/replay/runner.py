@@ -26,15 +26,31 @@ from assistant.replay.metrics import (
     stop_time,
     voiced_span,
 )
-from assistant.replay.scenario import Scenario, ScenarioError, TimelineItem
+from assistant.replay.scenario import (
+    ASK_ROLES,
+    INTERRUPTING_ROLES,
+    SPEECH_ROLES,
+    Scenario,
+    ScenarioError,
+    TimelineItem,
+)
 from audio.frames import AudioFrame
 from audio.wavfile import read_audio, write_wav
 from duplex.clock import ManualClock
+from duplex.events import (
+    Duck,
+    Event,
+    Interrupt,
+    PlaybackStarted,
+    Resume,
+    TurnEnded,
+    TurnStarted,
+    TurnStatus,
+)
 from duplex.pacing import VirtualPacer, WorkMeter, meter_session
 from duplex.timeline import MIC_RATE, Cue, Timeline, TimelineResult, run_timeline
 
 DEFAULT_NOISE_DBFS = -30.0
-SPEECH_ROLES = ("query", "interruption", "stop", "backchannel", "before_pause", "after_pause", "side_talk", "context")
 
 
 @dataclass(frozen=True)
@@ -114,11 +130,11 @@ class AnswerWatch:
     def answer_started_after(self, since_s: float, now_s: float) -> float | None:
         if self._offset is None:
             self._offset = self.session.clock.now() - now_s  # cues are first asked at the timeline's start
-        records = self.session.event_log.records
-        for record in records[self._scanned:]:
-            if record["kind"] == "PlaybackStarted":
-                self.first_audio_s.append(record["time"] - self._offset)
-        self._scanned = len(records)
+        events = self.session.event_log.events
+        for event in events[self._scanned:]:
+            if isinstance(event, PlaybackStarted):
+                self.first_audio_s.append(event.time - self._offset)
+        self._scanned = len(events)
         return next((t for t in self.first_audio_s if t > since_s), None)
 
 
@@ -232,7 +248,7 @@ def build_timeline(scenario: Scenario, sources: AudioSources) -> BuiltTimeline:
             clip = (clip * (target / level)).astype(np.float32)
         if item.after_answer is not None or previous_cue is not None:
             cue = Cue(_cue_ready(item, watch, previous_cue, previous_at), samples=clip,
-                      text=item.text if item.source == "type" else "", label=item.role)
+                      text=item.text if item.source == "type" else "", label=item.role.value)
             timeline.cues.append(cue)
             entries.append((item, clip, None, cue))
             previous_cue = cue
@@ -243,7 +259,7 @@ def build_timeline(scenario: Scenario, sources: AudioSources) -> BuiltTimeline:
                                 f"times out of order: this entry starts at {at:.2f} s, "
                                 f"before the previous one ({previous_at:.2f} s)")
         if clip is not None:
-            timeline.add_audio(at, AudioFrame(clip.astype(np.float32), MIC_RATE), item.role)
+            timeline.add_audio(at, AudioFrame(clip.astype(np.float32), MIC_RATE), item.role.value)
             previous_end = at + len(clip) / MIC_RATE
         else:
             if item.source == "type":
@@ -276,23 +292,23 @@ def _words_in(words: tuple[str, ...], text: str) -> list[str]:
     return [w for w in words if w in text.lower()]
 
 
-def check_expectations(scenario: Scenario, placed: list[PlacedItem], records: list[dict], start_time: float,
+def check_expectations(scenario: Scenario, placed: list[PlacedItem], events: list[Event], start_time: float,
                        speaker: np.ndarray, history_text: str, images_pushed: int = 0) -> list[ExpectationResult]:
     expect = scenario.expect
     results: list[ExpectationResult] = []
-    turns = [r for r in records if r["kind"] == "TurnStarted"]
-    played = {r["turn_id"]: r["time"] - start_time for r in reversed(records) if r["kind"] == "PlaybackStarted"}
-    interrupts = [r for r in records if r["kind"] == "Interrupt"]
-    ended = [r for r in records if r["kind"] == "TurnEnded"]
-    answered = [t for t in turns if t["turn_id"] in played]
+    turns = [e for e in events if isinstance(e, TurnStarted)]
+    played = {e.turn_id: e.time - start_time for e in reversed(events) if isinstance(e, PlaybackStarted)}
+    interrupts = [e for e in events if isinstance(e, Interrupt)]
+    ended = [e for e in events if isinstance(e, TurnEnded)]
+    answered = [t for t in turns if t.turn_id in played]
 
     if expect.answers:
         ok = len(answered) >= expect.answer_count
         detail = f"{len(answered)} answer(s) heard (wanted >= {expect.answer_count})"
         if ok and expect.answer_within_s is not None:
-            asks = [p for p in placed if p.role in ("query", "interruption", "typed", "after_pause")]
+            asks = [p for p in placed if p.role in ASK_ROLES]
             last = asks[-1] if asks else None
-            firsts = sorted(played[t["turn_id"]] for t in answered if last and t["time"] - start_time >= last.onset_s)
+            firsts = sorted(played[t.turn_id] for t in answered if last and t.time - start_time >= last.onset_s)
             if last is None or not firsts:
                 ok, detail = False, "no answer after the last question"
             else:
@@ -307,7 +323,7 @@ def check_expectations(scenario: Scenario, placed: list[PlacedItem], records: li
         ok = bool(interrupts)
         detail = f"{len(interrupts)} interruption(s)"
         if ok and expect.interrupt_within_ms is not None:
-            cuts = [p for p in placed if p.role in ("interruption", "stop", "typed")]
+            cuts = [p for p in placed if p.role in INTERRUPTING_ROLES]
             if not cuts:
                 ok, detail = False, "no interruption entry (role: interruption, stop or typed) on the timeline"
             else:
@@ -322,12 +338,12 @@ def check_expectations(scenario: Scenario, placed: list[PlacedItem], records: li
         results.append(ExpectationResult("interrupted", ok, detail))
     if expect.not_interrupted:
         results.append(ExpectationResult("not_interrupted", not interrupts, "; ".join(
-            f"interrupted at {i['time'] - start_time:.2f} s ({i['reason']})" for i in interrupts) or "no interruption"))
+            f"interrupted at {i.time - start_time:.2f} s ({i.reason})" for i in interrupts) or "no interruption"))
     if expect.resumes:
-        ducks = [r["time"] for r in records if r["kind"] == "Duck"]
-        resumes = [r["time"] for r in records if r["kind"] == "Resume"]
+        ducks = [e.time for e in events if isinstance(e, Duck)]
+        resumes = [e.time for e in events if isinstance(e, Resume)]
         unresumed = [d for d in ducks if not any(r >= d for r in resumes)]
-        completed = any(e["status"] == "completed" for e in ended)
+        completed = any(e.status is TurnStatus.COMPLETED for e in ended)
         ok = not interrupts and not unresumed and completed
         detail = (f"{len(ducks)} pause(s), {len(resumes)} resume(s), "
                   f"{'an answer completed' if completed else 'no answer completed'}"
@@ -342,7 +358,7 @@ def check_expectations(scenario: Scenario, placed: list[PlacedItem], records: li
         found = _words_in(expect.history_lacks, history_text)
         results.append(ExpectationResult("history_lacks", not found, f"found {found}" if found else "none present"))
     if expect.answer_mentions:
-        answer = ended[-1]["answer"] if ended else ""
+        answer = ended[-1].answer if ended else ""
         found = _words_in(expect.answer_mentions, answer)
         results.append(ExpectationResult("answer_mentions", bool(found),
                                          f"last answer: {answer[:120]!r}"
@@ -425,13 +441,13 @@ class ReplayRunner:
         started = time.perf_counter()
         session, result, meter = await self._play(scenario, built, clock_mode, out_dir)
         wall_s = time.perf_counter() - started
-        records = session.event_log.records if session.event_log is not None else []
+        events = session.event_log.events if session.event_log is not None else []
         history_text = " ".join(turn.text for turn in session.history).lower()
         duration = len(result.speaker) / MIC_RATE
         placed = built.placed()
-        measures = measure(placed, records, result.start_time, result.speaker, duration,
+        measures = measure(placed, events, result.start_time, result.speaker, duration,
                            echo=scenario.echo_gain > 0)
-        expectations = check_expectations(scenario, placed, records, result.start_time, result.speaker,
+        expectations = check_expectations(scenario, placed, events, result.start_time, result.speaker,
                                           history_text, result.images_pushed)
         expectations += [ExpectationResult("timeline", False, f"the entry on line {item.line} never played: the "
                                            "answer it waits for did not come") for item in built.unplaced()]
@@ -440,7 +456,7 @@ class ReplayRunner:
         note = "marked known_failure but passed this time" if scenario.known_failure and not failed else ""
         outcome = ScenarioResult(scenario, status, clock_mode, expectations, measures, out_dir=out_dir,
                                  wall_s=wall_s, timeline_s=duration, model_busy_s=meter.busy_wall_s, note=note)
-        self._write(outcome, placed, result, records, [(t.role, t.text, t.interrupted) for t in session.history])
+        self._write(outcome, placed, result, events, [(t.role, t.text, t.interrupted) for t in session.history])
         return outcome
 
     async def _play(self, scenario: Scenario, built: BuiltTimeline, clock_mode: str, out_dir: Path):
@@ -478,14 +494,14 @@ class ReplayRunner:
 
         return tqdm(total=int(np.ceil(seconds / 0.02)), desc=f"  {scenario.name}", unit="block", leave=False)
 
-    def _write(self, outcome: ScenarioResult, placed: list[PlacedItem], result: TimelineResult, records: list[dict],
+    def _write(self, outcome: ScenarioResult, placed: list[PlacedItem], result: TimelineResult, events: list[Event],
                history: list[tuple]) -> None:
         from assistant.replay.plot import plot_timeline
 
         out = outcome.out_dir
         stereo = np.stack([result.mic, result.speaker], axis=1).clip(-1, 1).astype(np.float32)
         write_wav(out / "audio.wav", AudioFrame(stereo, MIC_RATE))
-        plot_timeline(out / "timeline.png", outcome.scenario.name, placed, records, result.start_time,
+        plot_timeline(out / "timeline.png", outcome.scenario.name, placed, events, result.start_time,
                       result.mic, result.speaker)
         payload = outcome.to_json()
         payload["history"] = [{"role": r, "text": t, "interrupted": i} for r, t, i in history]

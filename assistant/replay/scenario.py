@@ -7,6 +7,7 @@ line, so a typo never costs a model load.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,39 @@ from assistant.config import ConfigError
 
 CATEGORIES = ("plain_turn", "barge_in", "noise_during_answer", "noise_while_idle", "pause", "backchannel",
               "typed", "own_voice", "double_interrupt", "camera", "side_talk", "long_session")
-# What a user item is, for the metrics: a question to an idle assistant, a question that barges in, a
-# backchannel, the first half of a sentence before a pause, noise, talk aimed at someone else, a bare
-# "Stop." (the voice must stop, and no answer start), ...
-ROLES = ("query", "interruption", "stop", "backchannel", "before_pause", "after_pause", "noise", "side_talk", "typed",
-         "camera", "context")
+
+
+class ScenarioRole(str, enum.Enum):
+    """What a user item is, for the metrics (spelled as in the scenario files)."""
+
+    QUERY = "query"  # a question to an idle assistant
+    INTERRUPTION = "interruption"  # a question that barges in
+    STOP = "stop"  # a bare "Stop.": the voice must stop, and no answer start
+    BACKCHANNEL = "backchannel"
+    BEFORE_PAUSE = "before_pause"  # the first half of a sentence before a pause
+    AFTER_PAUSE = "after_pause"
+    NOISE = "noise"
+    SIDE_TALK = "side_talk"  # talk aimed at someone else
+    TYPED = "typed"
+    CAMERA = "camera"
+    CONTEXT = "context"  # speech that sets the scene, not scored
+
+
+# spoken by the user (their level sets the noise's signal-to-noise ratio)
+SPEECH_ROLES = frozenset({ScenarioRole.QUERY, ScenarioRole.INTERRUPTION, ScenarioRole.STOP, ScenarioRole.BACKCHANNEL,
+                          ScenarioRole.BEFORE_PAUSE, ScenarioRole.AFTER_PAUSE, ScenarioRole.SIDE_TALK,
+                          ScenarioRole.CONTEXT})
+# the user takes a turn: it closes the window in which the assistant's reaction to the item before is scored
+USER_TURN_ROLES = frozenset({ScenarioRole.QUERY, ScenarioRole.INTERRUPTION, ScenarioRole.STOP, ScenarioRole.TYPED,
+                             ScenarioRole.BACKCHANNEL, ScenarioRole.BEFORE_PAUSE, ScenarioRole.AFTER_PAUSE,
+                             ScenarioRole.SIDE_TALK})
+# asks for an answer ('answers: within_s' is timed from the last of these)
+ASK_ROLES = frozenset({ScenarioRole.QUERY, ScenarioRole.INTERRUPTION, ScenarioRole.TYPED, ScenarioRole.AFTER_PAUSE})
+# cuts the assistant's voice ('interrupted: within_ms' is timed from the first of these)
+INTERRUPTING_ROLES = frozenset({ScenarioRole.INTERRUPTION, ScenarioRole.STOP, ScenarioRole.TYPED})
 SOURCES = ("say", "audio", "noise", "babble", "type", "image")
-DEFAULT_ROLE = {"say": "query", "audio": "query", "noise": "noise", "babble": "noise", "type": "typed",
-                "image": "camera"}
+DEFAULT_ROLE = {"say": ScenarioRole.QUERY, "audio": ScenarioRole.QUERY, "noise": ScenarioRole.NOISE,
+                "babble": ScenarioRole.NOISE, "type": ScenarioRole.TYPED, "image": ScenarioRole.CAMERA}
 ITEM_KEYS = {
     "say": {"voice", "gain_db"},
     "audio": {"start", "end", "gain_db"},
@@ -53,7 +79,7 @@ class ScenarioError(ConfigError):
 class TimelineItem:
     line: int
     source: str  # one of SOURCES
-    role: str
+    role: ScenarioRole
     at: float | None  # seconds from the start, or
     after: float | None  # seconds after the end of the previous item, or
     after_answer: float | None = None  # seconds after the assistant's latest answer began to be heard
@@ -216,9 +242,12 @@ def _item(path: Path, node: Any, data_dir: Path | None, needs_data: bool, index:
     if sum(v is not None for v in (at, after, after_answer)) != 1:
         raise reader.fail(None, "a timeline entry needs exactly one of 'at' (seconds), 'after' (seconds after the "
                                 "previous entry) or 'after_answer' (seconds into the assistant's answer)")
-    role = reader.get("role", str, DEFAULT_ROLE[source])
-    if role not in ROLES:
-        raise reader.fail("role", f"unknown role {role!r} (expected one of: {', '.join(ROLES)})")
+    spelled = reader.get("role", str, DEFAULT_ROLE[source].value)
+    try:
+        role = ScenarioRole(spelled)
+    except ValueError:
+        raise reader.fail("role", f"unknown role {spelled!r} (expected one of: "
+                                  f"{', '.join(r.value for r in ScenarioRole)})") from None
     fields: dict[str, Any] = {"line": node.line, "source": source, "role": role, "at": at, "after": after,
                               "after_answer": after_answer, "label": reader.get("label", str, ""),
                               "gain_db": reader.number("gain_db", 0.0) or 0.0}
