@@ -134,6 +134,8 @@ class BeepSynthesizer:
 class KeywordDecider:
     """A query unless the words are a backchannel or nothing; a decision costs ``cost_s``."""
 
+    cost_s = 0.0  # also for subclasses that do not call this __init__
+
     def __init__(self, cost_s: float = 0.0) -> None:
         self.cost_s = cost_s
 

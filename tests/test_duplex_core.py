@@ -24,7 +24,12 @@ from duplex.session import DuplexSession
 from duplex.timeline import Timeline, run_timeline
 from duplex.turn_end import turn_looks_complete
 from tests.fakes import (
-    BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech,
+    BeepSynthesizer,
+    EnergyVad,
+    KeywordDecider,
+    PitchRecognizer,
+    ScriptedLLM,
+    tone_speech,
 )
 from tests.virtual_time import VirtualClock, VirtualTime, spend
 
@@ -60,9 +65,8 @@ def make_session(llm=None, options=None, separate=False):
 
 async def play(session, timeline, **kwargs):
     virtual = VirtualTime(session.clock)
-    async with virtual.attached():
-        async with session:
-            return await run_timeline(session, timeline, pacer=virtual, **kwargs)
+    async with virtual.attached(), session:
+        return await run_timeline(session, timeline, pacer=virtual, **kwargs)
 
 
 def first(log, kind, **match):
@@ -239,7 +243,7 @@ async def test_stop_silences_the_answer_and_the_next_question_is_its_own_turn():
     assert interrupt["reason"] == "user asked for silence"
     assert first(log, "TurnEnded", turn_id=1)["status"] == "interrupted"
     # no answer to "Stop.": silence until the next question, which is turn 2
-    stop_start, stop_end = timeline.spans("stop")[0][:2]
+    stop_start = timeline.spans("stop")[0][0]
     q2_start = timeline.spans("q2")[0][0]
     assert result.speaker_active(stop_start + 0.1, q2_start) == 0.0
     second = first(log, "TurnStarted", turn_id=2)
