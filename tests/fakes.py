@@ -1,5 +1,8 @@
 """Fast stand-ins for the models, for unit tests of the duplex core's logic (real models are tested
-elsewhere). 'Speech' here is a tone burst; its pitch says which words it carries."""
+elsewhere). 'Speech' here is a tone burst; its pitch says which words it carries.
+
+Each fake declares what a call costs and pays it with ``tests.virtual_time.spend``: on the virtual clock
+under ``VirtualTime`` (deterministic), a real sleep otherwise."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import numpy as np
 from audio.asr import Transcript, TranscriptSegment
 from audio.frames import AudioFrame, rms_dbfs
 from duplex.decision import StateDecision, StateToken
+from tests.virtual_time import spend
 
 WORDS_BY_PITCH = {300: "What is the weather like today?", 400: "Tell me a joke please.", 500: "uh-huh",
                   600: "I want to book", 700: "a table for two.", 800: "Stop."}
@@ -33,7 +37,7 @@ class EnergyVad:
 
 
 class PitchRecognizer:
-    """Maps each voiced 100 ms window's pitch to the words of ``WORDS_BY_PITCH``."""
+    """Maps each voiced 100 ms window's pitch to the words of ``WORDS_BY_PITCH``; a call costs ``delay_s``."""
 
     name = "pitch"
 
@@ -42,7 +46,7 @@ class PitchRecognizer:
         self.calls = 0
 
     def transcribe(self, audio_16k: np.ndarray) -> Transcript:
-        time.sleep(self.delay_s)
+        spend(self.delay_s)
         self.calls += 1
         texts: list[str] = []
         for start in range(0, len(audio_16k) - 1600 + 1, 1600):
@@ -61,7 +65,11 @@ class PitchRecognizer:
 
 
 class ScriptedLLM:
-    """Answers 'Answer to <question>' followed by ``extra_words`` filler words, a word at a time."""
+    """Answers 'Answer to <question>' followed by ``extra_words`` filler words, a word per ``delay_s``.
+
+    ``hang``: the first answer blocks its thread, ignoring cancellation, until ``release`` is set (10 s at
+    most). ``reading_s``: "still working" pieces for this long before the first word, in wall time on purpose:
+    the session's stall watchdog counts wall seconds, and those pieces must reset it."""
 
     name = "scripted"
 
@@ -69,6 +77,7 @@ class ScriptedLLM:
                  reading_s: float = 0.0):
         self.extra_words, self.delay_s, self.fail, self.hang = extra_words, delay_s, fail, hang
         self.reading_s = reading_s  # a long prompt: "still working" pieces for this long before the first word
+        self.release = threading.Event()
         self.requests: list[list] = []
         self.prepared: list[list] = []
 
@@ -81,11 +90,12 @@ class ScriptedLLM:
     def stream_chat(self, messages, options, cancel=None):
         self.requests.append(list(messages))
         if self.fail:
+            spend(self.delay_s)
             self.fail = False  # fail once, then work: the session must recover
             raise RuntimeError("model exploded")
         if self.hang:
             self.hang = False
-            threading.Event().wait(5.0)  # stuck, ignoring cancellation
+            self.release.wait(10.0)  # stuck, ignoring cancellation
             return
         reading_until = time.monotonic() + self.reading_s
         while time.monotonic() < reading_until:
@@ -98,26 +108,39 @@ class ScriptedLLM:
         for i, word in enumerate(words):
             if cancel is not None and cancel.is_set():
                 return
-            time.sleep(self.delay_s)
+            spend(self.delay_s)
             yield (" " if i else "") + word
         yield "."
 
 
 class BeepSynthesizer:
-    """0.12 s of a 2 kHz beep per word (2 kHz is outside the pitch table, so an echo reads as nothing)."""
+    """0.12 s of a 2 kHz beep per word (2 kHz is outside the pitch table, so an echo reads as nothing);
+    synthesising costs ``seconds_per_word``."""
 
     name = "beep"
     sample_rate = 16000
 
+    def __init__(self, seconds_per_word: float = 0.0) -> None:
+        self.seconds_per_word = seconds_per_word
+
     def synthesize(self, text: str):
         words = len(text.split())
         if words:
+            spend(self.seconds_per_word * words)
             t = np.arange(int(0.12 * words * self.sample_rate)) / self.sample_rate
             yield AudioFrame((0.2 * np.sin(2 * np.pi * 2000 * t)).astype(np.float32), self.sample_rate)
 
 
 class KeywordDecider:
+    """A query unless the words are a backchannel or nothing; a decision costs ``cost_s``."""
+
+    cost_s = 0.0  # also for subclasses that do not call this __init__
+
+    def __init__(self, cost_s: float = 0.0) -> None:
+        self.cost_s = cost_s
+
     def decide(self, evidence) -> StateDecision:
+        spend(self.cost_s)
         text = evidence.transcript.text.strip().lower()
         if not text or text in ("uh-huh", "yeah", "mm-hmm"):
             return StateDecision(StateToken.IGNORE, 0.05, "backchannel or noise")
