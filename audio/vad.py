@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -96,7 +97,17 @@ def make_vad(kind: str = "silero", **options) -> WebRtcVad | SileroVad:
     return kinds[kind](**options)
 
 
-def frame_probabilities(vad: WebRtcVad | SileroVad, samples_16k: np.ndarray) -> np.ndarray:
+class FrameScorer(Protocol):
+    """What the helpers below need of a VAD (any of ours, or one the duplex core was given)."""
+
+    frame_samples: int
+
+    def speech_probability(self, frame: np.ndarray) -> float: ...
+
+    def reset(self) -> None: ...
+
+
+def frame_probabilities(vad: FrameScorer, samples_16k: np.ndarray) -> np.ndarray:
     """Speech probability for each whole VAD frame of a 16 kHz mono signal."""
     vad.reset()
     size = vad.frame_samples
@@ -105,7 +116,7 @@ def frame_probabilities(vad: WebRtcVad | SileroVad, samples_16k: np.ndarray) -> 
                     dtype=np.float32)
 
 
-def trim_to_speech(frame: AudioFrame, vad: WebRtcVad | SileroVad, threshold: float = 0.5,
+def trim_to_speech(frame: AudioFrame, vad: FrameScorer, threshold: float = 0.5,
                    padding_s: float = 0.25) -> AudioFrame | None:
     """Cut leading and trailing non-speech; ``None`` when no frame reaches ``threshold``.
 

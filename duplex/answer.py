@@ -32,7 +32,9 @@ class WorkerStalled(RuntimeError):
 class SpeechSink(Protocol):
     """Where an answer's audio goes, and how far ahead of the listener it already is."""
 
-    sample_rate: int | None  # audio is converted to this rate (mono int16) before it is put; None: as synthesised
+    @property
+    def sample_rate(self) -> int | None:
+        """Audio is converted to this rate (mono int16) before it is put; None: as synthesised."""
 
     def put(self, frame: AudioFrame, clause: str) -> None:
         """Take one chunk of ``clause``'s audio."""

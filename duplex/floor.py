@@ -20,8 +20,17 @@ from dataclasses import dataclass
 from duplex.clock import Clock
 from duplex.conversation import Conversation, Turn
 from duplex.events import (
-    ErrorEvent, Event, HandOff, Interrupt, PlaybackReason, PlaybackStopped, QueryHeard, SpeechStarted, TurnEnded,
-    TurnStarted, TurnStatus,
+    ErrorEvent,
+    Event,
+    HandOff,
+    Interrupt,
+    PlaybackReason,
+    PlaybackStopped,
+    QueryHeard,
+    SpeechStarted,
+    TurnEnded,
+    TurnStarted,
+    TurnStatus,
 )
 from duplex.playback import PlaybackBuffer, heard_text
 from duplex.recovery import Recovery

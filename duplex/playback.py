@@ -3,7 +3,8 @@
 Workers ``enqueue`` clause-sized chunks; a transport (WebRTC track, sound card callback, replay) calls
 ``read`` for each output block. The buffer gives way on the user's speech onset (pauses, or plays on at
 ``duck_gain``), softens on a mere hint of one, drops queued audio on an interrupt, and tracks per turn how
-much was actually played, so the conversation history can keep exactly the words the user heard. ``read`` may be called from a sound card's thread: all state is locked.
+much was actually played, so the conversation history can keep exactly the words the user heard. ``read``
+may be called from a sound card's thread: all state is locked.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from audio.asr import Transcript
 from duplex.decision import StateDecision
 from duplex.worker import Worker
 
@@ -72,7 +73,7 @@ class Speculation:
 
     pause_start: float
     heard: Heard
-    task: asyncio.Task[tuple[object, tuple[StateDecision, float] | None]]
+    task: asyncio.Task[tuple[Transcript | None, tuple[StateDecision, float] | None]]
 
 
 class SegmentTransitionError(RuntimeError):

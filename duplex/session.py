@@ -75,7 +75,8 @@ class DuplexSession:
         self.floor = Floor(self.workers, self.conversation, self.output, publish, clock, self.tasks, recovery,
                            turn_ids, user_speaking=lambda: self.segmentation.user_speaking)
         # A frame's analysis waits while the listener transcribes or decides (the ASR needs both cores).
-        self.vision = VisionInput(vision, publish, clock, options, user_speaking=lambda: self.segmentation.user_speaking,
+        self.vision = VisionInput(vision, publish, clock, options,
+                                  user_speaking=lambda: self.segmentation.user_speaking,
                                   audio_busy=lambda: self.hearing.busy)
         self.hearing = Hearing(decider, self.vision, self.conversation, options,
                                assistant_text=lambda: self.output.current_text() or self.floor.answer_text(),
@@ -195,8 +196,9 @@ class DuplexSession:
     async def _typed(self, text: str) -> None:
         now = self.clock.now()
         self.bus.publish(TextMessage(time=now, text=text))
-        self.bus.publish(StateDecided(time=now, worker=self.floor.listener.name, segment_id=-1, token=StateToken.TEXT_QUERY,
-                                      query_probability=1.0, reason="typed message", text=text))
+        self.bus.publish(StateDecided(time=now, worker=self.floor.listener.name, segment_id=-1,
+                                      token=StateToken.TEXT_QUERY, query_probability=1.0, reason="typed message",
+                                      text=text))
         await self.vision.settle(now, now, self.options.vision_wait_s)
         self.bus.publish(QueryHeard(time=self.clock.now(), worker=self.floor.listener.name, segment_id=-1, text=text,
                                     from_time=now, typed=True, visual_context=self.vision.context(now, now)))

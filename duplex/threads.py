@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Executor
 from typing import TypeVar
 
@@ -13,7 +13,7 @@ _DONE = object()
 
 
 async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], executor: Executor | None = None,
-                            cancel: threading.Event | None = None) -> AsyncIterator[T]:
+                            cancel: threading.Event | None = None) -> AsyncGenerator[T, None]:
     """Drive a blocking iterator in ``executor`` and yield its items on the event loop.
 
     Leaving the ``async for`` early (or cancelling the task) stops the producer at its next item, as does

@@ -23,12 +23,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from duplex.camera_frames import (
-    ENCODED_TYPES, BadFrame, check_frame, decode_image, frame_change, thumbnail, to_rgb,
+    ENCODED_TYPES,
+    BadFrame,
+    check_frame,
+    decode_image,
+    frame_change,
+    thumbnail,
+    to_rgb,
 )
 from duplex.clock import Clock
 from duplex.events import ErrorEvent, Event, VisionDescribed, VisionFrame, VisionStale
 from duplex.models import FrameDescriber
 from duplex.options import DuplexOptions
+
+RawFrame = np.ndarray | bytes  # pixels, or an encoded image decoded on the vision thread
 
 log = logging.getLogger("duplex.vision")
 
@@ -78,7 +86,7 @@ class VisionInput:
         # A describer that needs the CPU for long should do its work in a process of its own (as the
         # assistant's experts do, at idle priority: assistant/vision/process.py).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision")
-        self._waiting: tuple[int, np.ndarray, float] | None = None  # the one frame waiting for the thread
+        self._waiting: tuple[int, RawFrame, float] | None = None  # the one frame waiting for the thread
         self._busy = False
         self._analysing_captured = 0.0  # capture time of the frame being analysed
         self._idle: asyncio.Event | None = None
@@ -99,7 +107,7 @@ class VisionInput:
 
     # --- input (event loop) ----------------------------------------------------------------------
 
-    def push(self, image: np.ndarray, timestamp: float | None = None) -> None:
+    def push(self, image: RawFrame, timestamp: float | None = None) -> None:
         if self.closed:
             return
         now = self.clock.now()
@@ -145,7 +153,7 @@ class VisionInput:
         self.publish(ErrorEvent(time=self.clock.now(), worker="vision", message=f"camera frame dropped: {reason}",
                                 recovered=True))
 
-    def _start(self, frame_id: int, image: np.ndarray, captured: float) -> None:
+    def _start(self, frame_id: int, image: RawFrame, captured: float) -> None:
         self._busy, self._analysing_captured = True, captured
         if self._idle is not None:
             self._idle.clear()
@@ -153,7 +161,7 @@ class VisionInput:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _analyse(self, frame_id: int, image: np.ndarray, captured: float) -> None:
+    async def _analyse(self, frame_id: int, image: RawFrame, captured: float) -> None:
         waited = 0.0
         while self.audio_busy() and waited < self.options.vision_yield_to_audio_s:
             await self.clock.sleep(0.05)  # the ASR and the decision first: they decide when the answer starts
@@ -186,7 +194,7 @@ class VisionInput:
             elif self._idle is not None:
                 self._idle.set()
 
-    def _analyse_in_thread(self, frame_id: int, image: np.ndarray, captured: float,
+    def _analyse_in_thread(self, frame_id: int, image: RawFrame, captured: float,
                            previous: SeenFrame | None) -> tuple[SeenFrame, float]:
         started = time.perf_counter()
         if isinstance(image, ENCODED_TYPES):

@@ -11,7 +11,8 @@ QUERIES = [
     "Is it going to rain this afternoon?", "How many ounces are in a pound?", "Why is the sky blue?",
     "What does photosynthesis mean?", "Where is the nearest pharmacy?", "Could you explain how vaccines work?",
     "What should I cook for dinner tonight?", "How long should I bake a potato?", "Who won the world cup in 2018?",
-    "What's a good name for a goldfish?", "How do you say thank you in Japanese?", "What year did the Berlin wall fall?",
+    "What's a good name for a goldfish?", "How do you say thank you in Japanese?",
+    "What year did the Berlin wall fall?",
     "Can you recommend a good science fiction book?", "How tall is Mount Everest?", "What's the square root of 144?",
     "Do I need an umbrella today?", "What is the boiling point of water in Fahrenheit?", "Which planet is the largest?",
     "How many calories are in a banana?", "What's on my calendar tomorrow?", "Any new messages?",
@@ -32,17 +33,20 @@ QUERIES = [
     "How do airplanes stay in the air?", "What's the tallest building in the world?",
     "How many teaspoons are in a tablespoon?", "Will it be sunny this weekend?", "What time is my alarm set for?",
     "Could you summarize this article for me?", "How is the stock market doing today?",
-    "What's the fastest animal on land?", "Where did I leave my keys, any idea?", "How do you convert miles to kilometers?",
+    "What's the fastest animal on land?", "Where did I leave my keys, any idea?",
+    "How do you convert miles to kilometers?",
     "What's the first line of the Odyssey?", "Can you remind me what we talked about?",
     # commands
-    "Set a timer for ten minutes.", "Turn off the kitchen lights.", "Play some jazz music.", "Remind me to call mom at six.",
+    "Set a timer for ten minutes.", "Turn off the kitchen lights.", "Play some jazz music.",
+    "Remind me to call mom at six.",
     "Call the dentist.", "Add milk to my shopping list.", "Turn the volume up.", "Volume down, please.",
     "Stop the music.", "Pause the podcast.", "Skip this song.", "Wake me up at seven tomorrow.",
     "Tell me a story about a dragon.", "Read me my latest email.", "Send a text to John saying I'm running late.",
     "Open the garage door.", "Set the thermostat to seventy degrees.", "Cancel my three o'clock meeting.",
     "Schedule a meeting with Sarah on Friday.", "Translate where is the bathroom into Spanish.",
     "Explain quantum computing in simple terms.", "Define the word serendipity.", "Convert fifty dollars to euros.",
-    "Give me a recipe for chocolate chip cookies.", "Find the nearest gas station.", "Show me pictures of the Eiffel tower.",
+    "Give me a recipe for chocolate chip cookies.", "Find the nearest gas station.",
+    "Show me pictures of the Eiffel tower.",
     "Turn on the living room fan.", "Lock the front door.", "Dim the bedroom lights to thirty percent.",
     "Start a workout playlist.", "Repeat that, please.", "Say that again.", "Please speak more slowly.",
     "Tell me the news headlines.", "Calculate the tip on eighty five dollars.", "Describe what you see on the camera.",
@@ -56,7 +60,8 @@ QUERIES = [
     "List the planets in order.", "Shuffle my favorites playlist.", "Please set an alarm for six thirty.",
     "Tell me something interesting.", "Switch to the news channel.", "Record a voice memo.",
     "Delete the last reminder.", "Change the lights to blue.", "Brighten the screen.",
-    "I need a timer for the pasta.", "I want to hear some classical music.", "Hey, look up the opening hours of the library.",
+    "I need a timer for the pasta.", "I want to hear some classical music.",
+    "Hey, look up the opening hours of the library.",
     "Okay, now tell me the weather in Paris.", "So what's the plan for today?", "And how long will that take?",
 ]
 
@@ -76,7 +81,8 @@ OTHER_ADDRESSED = [
     "This song reminds me of college.", "The store was completely out of eggs.", "Work has been crazy this month.",
     "I'll grab the mail on my way in.", "The baby finally fell asleep.", "My phone battery is almost dead.",
     "They're repaving the road outside.", "I made a reservation for Friday.", "Honestly, the ending was a bit weird.",
-    "The cat knocked over the plant again.", "Let's see, where did I put that.", "Okay, so first the flour, then the eggs.",
+    "The cat knocked over the plant again.", "Let's see, where did I put that.",
+    "Okay, so first the flour, then the eggs.",
     "Now where are my glasses.", "Oh no, I spilled the juice.", "Hmm, that's strange, the light is off.",
     "I wonder if the package arrived.", "We're going to be late for the movie.", "The soup needs more salt.",
     "My favorite color has always been green.", "The dog needs a walk soon.", "I'm so tired after that run.",
@@ -113,7 +119,8 @@ ANSWERS = [  # what the assistant says; heard back as echo while it speaks
     "Sure, I have set a timer for ten minutes. I will let you know when it is done.",
     "Photosynthesis is how plants turn light into energy. They take in carbon dioxide and release oxygen.",
     "Here is a joke for you. Why did the scarecrow win an award? Because he was outstanding in his field.",
-    "The moon is about three hundred eighty four thousand kilometers away. Light takes just over a second to get there.",
+    "The moon is about three hundred eighty four thousand kilometers away. "
+    "Light takes just over a second to get there.",
     "To boil an egg, put it in boiling water for about nine minutes. Then cool it in cold water before peeling.",
     "Your next appointment is on Thursday at ten. It is with doctor Green at the downtown clinic.",
     "Pride and Prejudice was written by Jane Austen. It was first published in eighteen thirteen.",
@@ -133,7 +140,8 @@ ANSWERS = [  # what the assistant says; heard back as echo while it speaks
 CONTROLS = ["Stop.", "Pause.", "Never mind.", "Louder.", "Cancel."]  # bare controls, most useful as barge-ins
 
 REPLY_QUESTIONS = [
-    "Shall I set a timer for ten minutes?", "Would you like me to read the rest?", "Do you want me to add it to the list?",
+    "Shall I set a timer for ten minutes?", "Would you like me to read the rest?",
+    "Do you want me to add it to the list?",
     "Should I call him now?", "Which one do you mean, the red one or the blue one?", "When should I remind you?",
 ]
 REPLIES = [

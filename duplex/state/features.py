@@ -10,8 +10,16 @@ import numpy as np
 
 from duplex.decision import SegmentEvidence
 from duplex.models import ChatMessage
-from duplex.state.lexicon import (FIRST_PERSON, IMPERATIVE_VERBS, QUESTION_WORDS, VOCATIVES, is_backchannel,
-                                  is_filler_only, is_short_reply, words_of)
+from duplex.state.lexicon import (
+    FIRST_PERSON,
+    IMPERATIVE_VERBS,
+    QUESTION_WORDS,
+    VOCATIVES,
+    is_backchannel,
+    is_filler_only,
+    is_short_reply,
+    words_of,
+)
 
 FEATURE_NAMES: tuple[str, ...] = (
     "no_speech_prob", "avg_logprob", "compression_ratio", "looks_like_noise",
@@ -73,7 +81,8 @@ def segment_features(evidence: SegmentEvidence, vad_threshold: float = 0.5) -> S
     probs = np.asarray(evidence.speech_probabilities, dtype=np.float64).reshape(-1)
     has_vad = probs.size > 0
     if has_vad:
-        vad_fraction, vad_max, vad_mean = float(np.mean(probs >= vad_threshold)), float(probs.max()), float(probs.mean())
+        vad_fraction = float(np.mean(probs >= vad_threshold))
+        vad_max, vad_mean = float(probs.max()), float(probs.mean())
     else:  # no VAD given: a proxy from whisper's no-speech probability; the VAD-based hard rule is skipped
         proxy = 1.0 - float(transcript.no_speech_prob)
         vad_fraction, vad_max, vad_mean = 0.8 * proxy, proxy, 0.75 * proxy

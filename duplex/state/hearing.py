@@ -97,7 +97,8 @@ class AudioMaker:
         elif spec.kind == "noise":
             audio = self.noise_piece(spec.path, spec.start, spec.length)
         elif spec.kind == "speech":
-            audio = self.file(spec.path)[int(spec.start * SAMPLE_RATE):int((spec.start + spec.length) * SAMPLE_RATE)].copy()
+            start, end = int(spec.start * SAMPLE_RATE), int((spec.start + spec.length) * SAMPLE_RATE)
+            audio = self.file(spec.path)[start:end].copy()
         elif spec.kind in ("mix", "echo"):
             speech = self.tts(spec.text, spec.voice)
             noise = self.noise_piece(spec.noise_path, spec.noise_start, len(speech) / SAMPLE_RATE + 0.1)

@@ -14,8 +14,16 @@ from dataclasses import dataclass
 
 from duplex.decision import SegmentEvidence, StateToken
 from duplex.state.features import SegmentFeatures
-from duplex.state.lexicon import (CONTROL_COMMANDS, GREETING, IMPERATIVE_VERBS, MISHEARD_REQUEST_OPENING,
-                                  REQUEST_OPENING, VISUAL_WORDS, normalise, words_of)
+from duplex.state.lexicon import (
+    CONTROL_COMMANDS,
+    GREETING,
+    IMPERATIVE_VERBS,
+    MISHEARD_REQUEST_OPENING,
+    REQUEST_OPENING,
+    VISUAL_WORDS,
+    normalise,
+    words_of,
+)
 
 
 @dataclass(frozen=True)

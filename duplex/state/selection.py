@@ -26,7 +26,8 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
             "P ignore": safe(tn, tn + fn), "R ignore": safe(tn, tn + fp), "accuracy": safe(tp + tn, len(y))}
 
 
-def decide_with(prob: np.ndarray, rule: list[RuleVerdict | None], speaking: np.ndarray, threshold: float, speaking_threshold: float) -> np.ndarray:
+def decide_with(prob: np.ndarray, rule: list[RuleVerdict | None], speaking: np.ndarray, threshold: float,
+                speaking_threshold: float) -> np.ndarray:
     pred = np.where(speaking, prob >= speaking_threshold, prob >= threshold).astype(int)
     for i, verdict in enumerate(rule):
         if verdict is not None:
@@ -52,7 +53,9 @@ def pick_thresholds(prob, y, rule, speaking) -> tuple[float, float]:
     idle = free & ~speaking
     for t in grid:
         pred = prob[idle] >= t
-        tp = np.sum(pred & (y[idle] == 1)); fp = np.sum(pred & (y[idle] == 0)); fn = np.sum(~pred & (y[idle] == 1))
+        tp = np.sum(pred & (y[idle] == 1))
+        fp = np.sum(pred & (y[idle] == 0))
+        fn = np.sum(~pred & (y[idle] == 1))
         f1 = 2 * tp / max(1, 2 * tp + fp + fn)
         if f1 > best_f1 + 1e-9:
             best, best_f1 = float(t), f1
@@ -79,7 +82,8 @@ def sure_bounds(prob_feat, pred_both, y, rules, speaking, categories) -> tuple[l
     speaking_negative = speaking & (y == 0)
 
     def figures(pred):
-        return (metrics(y, pred)["accuracy"], float(np.mean(pred[barge] == 1)), float(np.mean(pred[speaking_negative] == 1)))
+        return (metrics(y, pred)["accuracy"], float(np.mean(pred[barge] == 1)),
+                float(np.mean(pred[speaking_negative] == 1)))
 
     base = figures(pred_both)
     rows = ["| features P >= (query) | features P <= (ignore) | decided without the embedding | accuracy | "

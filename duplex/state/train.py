@@ -80,8 +80,9 @@ def train(segments: LabelledSegments, options: TrainingOptions, log: Log = lambd
     negatives_at_head = free & (y == 0) & live
     shipped_speaking = options.assistant_speaking_threshold
 
-    results: dict[str, dict] = {"rules only": {"pred": np.array([
-        int(r.token == StateToken.QUERY) if r is not None else int(rules_only_query(f)) for r, f in zip(rules, feats)])}}
+    rules_only = [int(r.token == StateToken.QUERY) if r is not None else int(rules_only_query(f))
+                  for r, f in zip(rules, feats)]
+    results: dict[str, dict] = {"rules only": {"pred": np.array(rules_only)}}
 
     def search(x: np.ndarray, grid, label: str):
         """The (l2, per-column penalty scale) setting with the best F1 on queries, out of fold; among those
@@ -154,12 +155,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"where the heard segments are kept ({DATASET_FILE} and per-clip caches; "
                              "default %(default)s)")
     parser.add_argument("--hold-out-voice", action="append", default=[], choices=corpus.VOICES, metavar="VOICE",
-                        help=f"leave this voice's clips out of training (repeatable; one of {', '.join(corpus.VOICES)})")
+                        help="leave this voice's clips out of training (repeatable; one of "
+                             f"{', '.join(corpus.VOICES)})")
     parser.add_argument("--hold-out-recordings", action="append", default=[], metavar="PREFIX",
                         help="leave out the clips made from recordings under this path of the recordings folder, "
                              "e.g. speech/vctk (repeatable)")
-    parser.add_argument("--folds", type=int, default=TrainingOptions.folds, help="cross-validation folds (default %(default)s)")
-    parser.add_argument("--assistant-speaking-threshold", type=float, default=TrainingOptions.assistant_speaking_threshold,
+    parser.add_argument("--folds", type=int, default=TrainingOptions.folds,
+                        help="cross-validation folds (default %(default)s)")
+    parser.add_argument("--assistant-speaking-threshold", type=float,
+                        default=TrainingOptions.assistant_speaking_threshold,
                         help="the assistant's barge-in bar, which breaks ties between settings (default %(default)s, "
                              "state_speaking_threshold in assistant/config.py)")
     parser.add_argument("--no-embedding", action="store_true", help="train the features-only head alone")
