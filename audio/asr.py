@@ -1,6 +1,7 @@
-"""Speech recognition behind one interface: faster-whisper (default) and openai-whisper.
+"""Speech recognition: faster-whisper and openai-whisper (the default, ``ClipWhisperRecognizer``, is in
+``audio/clip_whisper.py``), each satisfying ``duplex.models.SpeechRecognizer``.
 
-Both take 16 kHz mono float32 audio and return a ``Transcript`` that keeps whisper's own confidence
+All take 16 kHz mono float32 audio and return a ``Transcript`` that keeps whisper's own confidence
 figures (no-speech probability, average log-probability, compression ratio): the duplex core uses them
 as acoustic evidence when it decides whether a stretch of sound was a query or noise.
 """

@@ -2,6 +2,7 @@
 floor and the voice act on published events, not on direct calls)."""
 
 import asyncio
+import contextlib
 
 import numpy as np
 import pytest
@@ -93,12 +94,19 @@ async def test_a_query_published_on_the_bus_takes_the_floor_and_a_second_one_int
         assert session.history[-1].role == "assistant" and not session.history[-1].interrupted
 
 
-async def test_an_interim_query_only_cuts_the_answer():
+@contextlib.asynccontextmanager
+async def answering():
+    """A session on a manual clock whose voice is answering a typed question."""
     clock = ManualClock()
     session, log = make_session(clock)
     async with session:
         session.push_text("Tell me a joke.")
         await until(lambda: session.output.speaking, clock)
+        yield session, log, clock
+
+
+async def test_an_interim_query_only_cuts_the_answer():
+    async with answering() as (session, log, clock):
         session.bus.publish(QueryHeard(time=clock.now(), worker="B", segment_id=3, text="wait", from_time=clock.now(),
                                        interim=True))
         assert [e.status for e in log.of_type(TurnEnded)] == [TurnStatus.INTERRUPTED]
@@ -107,11 +115,7 @@ async def test_an_interim_query_only_cuts_the_answer():
 
 
 async def test_speech_over_the_voice_makes_it_give_way_and_a_dismissal_brings_it_back():
-    clock = ManualClock()
-    session, log = make_session(clock)
-    async with session:
-        session.push_text("Tell me a joke.")
-        await until(lambda: session.output.speaking, clock)
+    async with answering() as (session, log, clock):
         session.bus.publish(SpeechStarted(time=clock.now(), onset=clock.now(), segment_id=1, overlaps_assistant=True))
         assert session.output.giving_way and log.of_type(Duck)[-1].reason == "user speech onset"
         assert not session.output.read(1600).any()  # paused (duck_gain 0)

@@ -27,6 +27,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from duplex.clock import ManualClock
+
 _current = threading.local()  # the job the calling executor thread is running, if VirtualTime tracks it
 
 
@@ -39,24 +41,9 @@ def spend(seconds: float) -> None:
         time.sleep(seconds)
 
 
-class VirtualClock:
-    """The session's clock (``duplex.clock.Clock``): reads what the pacer set; sleepers wake as it passes them."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future]] = []
-        self._order = itertools.count()
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        future = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), future))
-        await future
+class VirtualClock(ManualClock):
+    """The session's clock (``duplex.clock.Clock``): reads what the pacer set; sleepers wake as it passes them.
+    Unlike ``ManualClock.advance``, the pacer moves it one deadline at a time (``next_deadline``, ``move_to``)."""
 
     def next_deadline(self) -> float | None:
         while self._sleepers and self._sleepers[0][2].done():  # a cancelled sleeper
