@@ -316,8 +316,8 @@ def launch(new_session: SessionFactory, options: GradioOptions, block: bool = Tr
     app.queue()
     from starlette.middleware import Middleware
 
-    app.launch(server_name=options.host, server_port=serving_port(options.host, options.port), auth=(GRADIO_USER, token),
-               app_kwargs={"middleware": [Middleware(StripExternalScripts)]},
+    app.launch(server_name=options.host, server_port=serving_port(options.host, options.port),
+               auth=(GRADIO_USER, token), app_kwargs={"middleware": [Middleware(StripExternalScripts)]},
                share=False, inbrowser=False, prevent_thread_lock=True, show_api=False, quiet=True,
                max_threads=8)
     url = app.local_url

@@ -4,9 +4,9 @@
 ALSA's pulse plugin silently drops output blocks), both in 10 ms blocks. The output callback asks
 ``play(n)`` for the next samples and keeps the exact block it handed to the device as the echo canceller's
 reference; the input callback runs the canceller on the microphone block with the reference played since
-the previous callback (AEC3 finds the delay between them itself), and hands both the raw and the cleaned block to ``on_mic``. Both callbacks run in
-PortAudio's threads: ``play`` and ``on_mic`` must be thread-safe and quick (never touch asyncio there
-except through ``loop.call_soon_threadsafe``).
+the previous callback (AEC3 finds the delay between them itself), and hands both the raw and the cleaned
+block to ``on_mic``. Both callbacks run in PortAudio's threads: ``play`` and ``on_mic`` must be thread-safe
+and quick (never touch asyncio there except through ``loop.call_soon_threadsafe``).
 
 Device problems end as ``DeviceError`` with a message naming the device and what is available.
 """
