@@ -18,11 +18,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio.aec import APM_SAMPLE_RATES, EchoCanceller, PlayedTimeline, make_echo_canceller
 from audio.frames import StreamResampler, to_int16
+
+if TYPE_CHECKING:
+    import sounddevice
 
 PREFERRED_RATE = 48000
 FALLBACK_RATES = (48000, 44100, 32000, 16000)
@@ -166,8 +170,8 @@ class SoundCard:
         # timestamps (``PlayedTimeline``) was meant to survive underruns but measured worse through ALSA's
         # pulse plugin (one forced 150 ms stall: 13-19 dB against 31-38 dB in order; docs/benchmarks.md).
         self.align_by_timestamps = align_by_timestamps
-        self._input = None
-        self._output = None
+        self._input: sounddevice.InputStream | None = None
+        self._output: sounddevice.OutputStream | None = None
         self.failure: str | None = None
         self.last_input_at = 0.0
         self.last_output_at = 0.0
