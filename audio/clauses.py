@@ -54,7 +54,7 @@ class ClauseChunker:
             if len(self._buffer[:soft.end()].split()) >= self.min_words_soft:
                 return soft.end()
         if self.first_phrase_words is not None and not self._released:
-            cut = self._phrase_cut()
+            cut = self._phrase_cut(self.first_phrase_words)
             if cut is not None:
                 return cut
         words = self._buffer.split(" ")
@@ -62,12 +62,12 @@ class ClauseChunker:
             return len(" ".join(words[: self.max_words])) + 1
         return None
 
-    def _phrase_cut(self) -> int | None:
+    def _phrase_cut(self, first_phrase_words: int) -> int | None:
         """Where the first clause may end early: before a complete phrase-starting word."""
         words = list(_WORD.finditer(self._buffer))
         for index, word in enumerate(words):
             complete = word.end() < len(self._buffer)  # "is" may still become "island"
-            if (index >= self.first_phrase_words and complete
+            if (index >= first_phrase_words and complete
                     and word.group().lower().strip("\"'(") in PHRASE_STARTERS):
                 return word.start()
         return None

@@ -253,7 +253,7 @@ class ClipWhisperRecognizer:
 
         audio = _check_audio(audio_16k)
         if audio.size == 0:
-            return Transcript("", self.language, (), 0.0)
+            return Transcript("", self.language or "en", (), 0.0)
         window = int(WINDOW_S * ASR_SAMPLE_RATE)
         segments = []
         with self._lock:
@@ -263,7 +263,7 @@ class ClipWhisperRecognizer:
                 begin = start / ASR_SAMPLE_RATE
                 segments.append(TranscriptSegment(begin, begin + len(piece) / ASR_SAMPLE_RATE, text, avg_logprob,
                                                   no_speech, compression_ratio(text)))
-        return Transcript(" ".join(s.text for s in segments if s.text).strip(), self.language, tuple(segments),
+        return Transcript(" ".join(s.text for s in segments if s.text).strip(), self.language or "en", tuple(segments),
                           len(audio) / ASR_SAMPLE_RATE)
 
     def _transcribe_window(self, audio: np.ndarray) -> tuple[str, float, float]:

@@ -99,18 +99,18 @@ class AudioFrame:
         """Return this audio at another rate, channel count (1 or 2) and/or sample type."""
         sample_rate = sample_rate or self.sample_rate
         channels = channels or self.channels
-        dtype = np.dtype(dtype or self.samples.dtype)
+        sample_type = np.dtype(dtype or self.samples.dtype)
         if channels not in (1, 2):
             raise AudioFormatError(f"only mono and stereo are supported, asked for {channels} channels")
-        if dtype not in (np.int16, np.float32):
-            raise AudioFormatError(f"only int16 and float32 samples are supported, asked for {dtype}")
+        if sample_type not in (np.int16, np.float32):
+            raise AudioFormatError(f"only int16 and float32 samples are supported, asked for {sample_type}")
         samples = self.samples
         if channels != self.channels:
             mono = self.mono_float32()
             samples = mono[:, None] if channels == 1 else np.repeat(mono[:, None], 2, axis=1)
         if sample_rate != self.sample_rate:
             samples = resample(samples, self.sample_rate, sample_rate)
-        samples = to_int16(samples) if dtype == np.int16 else to_float32(samples)
+        samples = to_int16(samples) if sample_type == np.int16 else to_float32(samples)
         return AudioFrame(samples, sample_rate, self.timestamp)
 
     @classmethod

@@ -76,9 +76,10 @@ class EspeakSynthesizer:
     sample_rate = 22050
 
     def __init__(self, voice: str = "en-us", speed: float = 1.0) -> None:
-        self.binary = shutil.which("espeak-ng")
-        if self.binary is None:
+        binary = shutil.which("espeak-ng")
+        if binary is None:
             raise FileNotFoundError("espeak-ng is not installed: apt-get install espeak-ng")
+        self.binary = binary
         self.voice = voice or "en-us"
         self.words_per_minute = int(175 * speed)
         self.name = f"espeak-ng:{self.voice}"

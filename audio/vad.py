@@ -144,8 +144,9 @@ class SpeechSegmenter:
 
     Speech starts after ``start_frames`` consecutive frames above ``start_threshold``, and ends after
     ``end_silence_s`` below ``end_threshold``; ``early_silence_frames`` into a pause a ``silence_start``
-    event comes first, so the caller can begin transcribing while it waits to see if the pause lasts. The start time reported is the first voiced frame's, so
-    latency figures measure from the real onset, not from when the decision was made.
+    event comes first, so the caller can begin transcribing while it waits to see if the pause lasts. The
+    start time reported is the first voiced frame's, so latency figures measure from the real onset, not from
+    when the decision was made.
     """
 
     def __init__(self, frame_seconds: float, start_threshold: float = 0.5, end_threshold: float = 0.35,

@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 from duplex.bus import EventLog
+from duplex.models import WorkerModels
 from duplex.options import DuplexOptions
 from duplex.session import DuplexSession
-from duplex.models import WorkerModels
 from tests.fakes import (
     BeepSynthesizer,
     EnergyVad,
@@ -31,7 +31,8 @@ class FakeSessionFactory:
                  keep_event_records: bool = True) -> DuplexSession:
         models = WorkerModels(PitchRecognizer(), ScriptedLLM(extra_words=self.answer_words, delay_s=0.01),
                               BeepSynthesizer())
-        session = DuplexSession(models, KeywordDecider(), EnergyVad, DuplexOptions(output_sample_rate=output_sample_rate),
+        session = DuplexSession(models, KeywordDecider(), EnergyVad,
+                                DuplexOptions(output_sample_rate=output_sample_rate),
                                 event_log=EventLog(event_log_path, keep=keep_event_records))
         self.sessions.append(session)
         return session

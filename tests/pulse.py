@@ -14,6 +14,7 @@ Used by the desktop tests and ``benchmarks/echo_cancellation.py``.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -208,7 +209,9 @@ class SpeakerRecording:
         self._reader.start()
 
     def _drain(self) -> None:
-        while chunk := self.process.stdout.read1(65536):
+        stdout = self.process.stdout
+        assert isinstance(stdout, io.BufferedReader)  # stdout=PIPE with the default buffering
+        while chunk := stdout.read1(65536):
             self._chunks.append(chunk)
 
     def stop(self) -> np.ndarray:

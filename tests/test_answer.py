@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from audio.frames import AudioFrame
 from duplex.answer import AnswerPipeline, WorkerStalled
 from duplex.clock import RealClock
 from duplex.models import ChatMessage, GenerationOptions
@@ -33,7 +34,7 @@ class ListSink:
     def __init__(self, sample_rate=None) -> None:
         self.sample_rate = sample_rate
         self.put_clauses: list[str] = []
-        self.frames = []
+        self.frames: list[AudioFrame] = []
         self.hold = False  # paused() while set
         self.ahead_s = 0.0
 

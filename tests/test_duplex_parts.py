@@ -11,7 +11,15 @@ from audio.frames import AudioFrame
 from duplex.bus import EventLog
 from duplex.clock import ManualClock
 from duplex.events import (
-    Duck, Interrupt, QueryHeard, Resume, SpeechDismissed, SpeechStarted, TurnEnded, TurnStarted, TurnStatus,
+    Duck,
+    Interrupt,
+    QueryHeard,
+    Resume,
+    SpeechDismissed,
+    SpeechStarted,
+    TurnEnded,
+    TurnStarted,
+    TurnStatus,
 )
 from duplex.models import WorkerModels
 from duplex.options import DuplexOptions
@@ -81,11 +89,12 @@ async def test_a_query_published_on_the_bus_takes_the_floor_and_a_second_one_int
         session.bus.publish(QueryHeard(time=clock.now(), worker="A", segment_id=7, text="Tell me a joke.",
                                        from_time=clock.now()))
         started = log.of_type(TurnStarted)
-        assert [(t.worker, t.question) for t in started] == [("A", "Tell me a joke.")]  # at once: listeners are synchronous
+        # at once: listeners are synchronous
+        assert [(t.worker, t.question) for t in started] == [("A", "Tell me a joke.")]
         assert session.speaker.name == "A" and session.listener.name == "B"
         await until(lambda: session.output.speaking, clock)
-        session.bus.publish(QueryHeard(time=clock.now(), worker="B", segment_id=8, text="What is the weather like today?",
-                                       from_time=clock.now()))
+        session.bus.publish(QueryHeard(time=clock.now(), worker="B", segment_id=8,
+                                       text="What is the weather like today?", from_time=clock.now()))
         ended = log.of_type(TurnEnded)
         assert [e.status for e in ended] == [TurnStatus.INTERRUPTED]
         assert log.of_type(Interrupt)[0].reason == "user query"

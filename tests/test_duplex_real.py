@@ -14,11 +14,10 @@ from audio.frames import AudioFrame
 from audio.vad import SileroVad
 from audio.wavfile import read_audio
 from duplex.bus import EventLog
-from duplex.models import GenerationOptions
+from duplex.models import GenerationOptions, WorkerModels
 from duplex.options import DuplexOptions
 from duplex.session import DuplexSession
 from duplex.timeline import Timeline, run_timeline
-from duplex.models import WorkerModels
 
 pytestmark = pytest.mark.slow
 

@@ -2,12 +2,20 @@
 
 from types import SimpleNamespace
 
+from audio.frames import AudioFrame
+from duplex.decision import StateToken
 from duplex.events import (
-    AssistantAudio, Duck, HandOff, LLMToken, PlaybackStarted, SpeechStarted, StateDecided, TurnEnded, TurnStarted,
+    AssistantAudio,
+    Duck,
+    HandOff,
+    LLMToken,
+    PlaybackStarted,
+    SpeechStarted,
+    StateDecided,
+    TurnEnded,
+    TurnStarted,
     TurnStatus,
 )
-from duplex.decision import StateToken
-from audio.frames import AudioFrame
 from ui.live_events import EventShown, LiveEvents, WorkerRoles
 from ui.terminal_view import format_message
 
@@ -22,8 +30,8 @@ def test_latencies_labels_roles_and_what_is_left_out():
     live = LiveEvents(session)
     audio = AudioFrame.silence(0.02)
     assert live.messages(AssistantAudio(time=0.1, worker="A", turn_id=1, frame=audio, text="x")) == []
-    decided = live.messages(StateDecided(time=1.0, worker="A", segment_id=1, token=StateToken.IGNORE, query_probability=0.1,
-                                         reason="noise", text=""))
+    decided = live.messages(StateDecided(time=1.0, worker="A", segment_id=1, token=StateToken.IGNORE,
+                                         query_probability=0.1, reason="noise", text=""))
     assert decided[0].to_json()["label"] == "noise" and decided[0].to_json()["type"] == "event"
     assert decided[0].to_json()["token"] == "<2>"  # the enum's value: what the page reads
     live.messages(TurnStarted(time=2.0, worker="A", turn_id=1, question="q", from_time=1.5))

@@ -135,7 +135,8 @@ def llama_server(tmp_path_factory):
         except OSError:
             if time.monotonic() > deadline:
                 process.kill()
-                pytest.fail(f"llama.cpp server did not listen within 120 s: {log_path.read_text(errors='replace')[-2000:]}")
+                log_tail = log_path.read_text(errors='replace')[-2000:]
+                pytest.fail(f"llama.cpp server did not listen within 120 s: {log_tail}")
             time.sleep(0.2)
     yield f"http://127.0.0.1:{port}/v1"
     process.terminate()

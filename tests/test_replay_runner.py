@@ -29,11 +29,11 @@ from duplex.events import (
     TurnStatus,
     UserTranscript,
 )
+from duplex.models import WorkerModels
 from duplex.options import DuplexOptions
 from duplex.pacing import VirtualPacer, WorkMeter, meter_session
 from duplex.session import DuplexSession
 from duplex.timeline import Timeline, run_timeline
-from duplex.models import WorkerModels
 from tests.fakes import BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech
 
 RATE = 16000

@@ -294,7 +294,8 @@ def test_the_embedding_is_skipped_where_the_features_head_is_sure(tmp_path):
     # a rule's query ("Stop.") needs no head at all
     assert decider.decide(evidence("Stop.")).token == StateToken.QUERY and embedder.calls == []
     # in between the bounds, the full head runs (its embedding weights are zero here, so the same P)
-    middle = LearnedStateDecider(embedder, model_path=model_with_fake_embedding(tmp_path, {"query": 1.01, "ignore": -0.01}))
+    middle = LearnedStateDecider(embedder,
+                                 model_path=model_with_fake_embedding(tmp_path, {"query": 1.01, "ignore": -0.01}))
     again = middle.decide(question)
     assert embedder.calls == ["What time is it in Tokyo?"] and "sure" not in again.reason
     assert again.query_probability == pytest.approx(clear.query_probability)
@@ -366,8 +367,9 @@ class TextLengthEmbedder:
         return np.array([len(text) / 10.0, text.count(" ")], dtype=np.float32)
 
 
-TINY_QUERIES = ("What time is it in Tokyo?", "How far is the moon?", "Who wrote Hamlet?", "Set a timer for ten minutes.",
-                "Play some jazz music.", "Why is the sky blue?", "Turn off the kitchen lights.")
+TINY_QUERIES = ("What time is it in Tokyo?", "How far is the moon?", "Who wrote Hamlet?",
+                "Set a timer for ten minutes.", "Play some jazz music.", "Why is the sky blue?",
+                "Turn off the kitchen lights.")
 TINY_OTHERS = ("I'll be home by six.", "The meeting went well today.", "My sister is coming on Saturday.",
                "Honey, did you feed the cat?", "The train was late this morning.", "We ran out of toothpaste again.",
                "Kids, brush your teeth.")
@@ -495,7 +497,8 @@ def test_real_audio_with_the_llm_embedding(real_segments, embedder):
     decider = LearnedStateDecider(embedder=embedder)
     if decider.variant != "features+embedding":
         pytest.skip("duplex/state/state_model.json has no head for this embedder; rerun `assistant train-state`")
-    for name, expected in (("query", StateToken.QUERY), ("backchannel", StateToken.IGNORE), ("noise", StateToken.IGNORE)):
+    for name, expected in (("query", StateToken.QUERY), ("backchannel", StateToken.IGNORE),
+                           ("noise", StateToken.IGNORE)):
         decision = decider.decide(real_segments[name])
         assert decision.token == expected, (name, real_segments[name].transcript.text, decision)
     vector = embedder.embed("What time is it in Tokyo?")

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from duplex.bus import EventLog
+from duplex.camera_frames import BadFrame, check_frame, frame_change, thumbnail, to_rgb
 from duplex.clock import ManualClock
+from duplex.models import WorkerModels
 from duplex.options import DuplexOptions
 from duplex.session import DuplexSession
 from duplex.timeline import Timeline, run_timeline
-from duplex.camera_frames import BadFrame, check_frame, frame_change, thumbnail, to_rgb
 from duplex.vision import VisionInput
-from duplex.models import WorkerModels
 from tests.fakes import BeepSynthesizer, EnergyVad, KeywordDecider, PitchRecognizer, ScriptedLLM, tone_speech
 
 QUESTION = 300

@@ -13,11 +13,10 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from audio.frames import AudioFrame
 from audio.vad import SileroVad
 from duplex.bus import EventLog
-from duplex.models import GenerationOptions
+from duplex.models import GenerationOptions, WorkerModels
 from duplex.options import DuplexOptions
 from duplex.session import DuplexSession
 from duplex.timeline import Timeline, run_timeline
-from duplex.models import WorkerModels
 
 LABEL = ("BANANA", "BREAD")
 
@@ -85,7 +84,8 @@ def test_face_cascade_light_and_colours(experts):
     assert "A dark view" in experts.describe(dark_red)
     red = np.zeros((120, 160, 3), np.uint8)
     red[..., 0] = 230
-    assert "mostly red" in experts.describe(red) and "A bright view" in experts.describe(np.full((60, 80, 3), 250, np.uint8))
+    assert "mostly red" in experts.describe(red)
+    assert "A bright view" in experts.describe(np.full((60, 80, 3), 250, np.uint8))
 
 
 # --- a vision-language model through transformers --------------------------------------------------
@@ -95,7 +95,12 @@ def build_tiny_llava(folder) -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import (
-        CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor,
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
         PreTrainedTokenizerFast,
     )
 
@@ -143,8 +148,10 @@ def test_a_tiny_random_vlm_loads_and_the_pixels_reach_it(tmp_path):
     # The image itself goes into the model: two different frames give different next-token scores.
     scores = []
     for frame in (np.zeros((48, 64, 3), np.uint8), label_image()):
-        inputs = describer.processor(images=[Image.fromarray(frame)], text=describer._prompt_text(), return_tensors="pt")
-        assert "pixel_values" in inputs and (inputs["input_ids"] == describer.model.config.image_token_index).sum() == 16
+        inputs = describer.processor(images=[Image.fromarray(frame)], text=describer._prompt_text(),
+                                     return_tensors="pt")
+        assert "pixel_values" in inputs
+        assert (inputs["input_ids"] == describer.model.config.image_token_index).sum() == 16
         with torch.inference_mode():
             scores.append(describer.model(**{k: v.to(describer.device) for k, v in inputs.items()}).logits[0, -1].cpu())
     assert not torch.allclose(scores[0], scores[1])

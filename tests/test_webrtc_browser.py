@@ -14,7 +14,14 @@ import pytest
 from audio.frames import AudioFrame
 from audio.wavfile import read_audio
 from tests.browser import (
-    chromium, first_time_above, levels, open_call, page_events, speech_spans, wait_for_event, write_microphone_wav,
+    chromium,
+    first_time_above,
+    levels,
+    open_call,
+    page_events,
+    speech_spans,
+    wait_for_event,
+    write_microphone_wav,
 )
 from ui.webrtc.options import ServerOptions
 from ui.webrtc.server import ChatServer
@@ -155,7 +162,8 @@ async def test_typed_message_interrupts(server, say, tmp_path):
 
 async def test_two_browsers_at_once_have_their_own_conversations(server, say, tmp_path):
     texts = ["What is the capital of France?", "How many legs does a spider have?"]
-    wavs = [write_microphone_wav(tmp_path / f"mic{i}.wav", [(LEAD_S, say(t))], LEAD_S + 12) for i, t in enumerate(texts)]
+    wavs = [write_microphone_wav(tmp_path / f"mic{i}.wav", [(LEAD_S, say(t))], LEAD_S + 12)
+            for i, t in enumerate(texts)]
     async with chromium(wavs[0]) as first, chromium(wavs[1]) as second:
         pages = await asyncio.gather(open_call(first, server.url), open_call(second, server.url))
         assert len(server.calls) == 2

@@ -369,7 +369,8 @@ def test_repeated_log_records_are_rate_limited_with_a_count():
     assert limiter.filter(other)  # another template has its own count
     now[0] = 10.5
     late = record(100)
-    assert limiter.filter(late) and late.getMessage() == "accept failed: 100 (suppressed 97 similar messages in the last 10 s)"
+    assert limiter.filter(late)
+    assert late.getMessage() == "accept failed: 100 (suppressed 97 similar messages in the last 10 s)"
 
 
 # --- stopping, and event logs ------------------------------------------------------------------------

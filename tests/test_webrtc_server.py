@@ -10,11 +10,11 @@ import aiohttp
 import numpy as np
 import pytest
 
-from duplex.playback import PlaybackBuffer
-from duplex.clock import RealClock
 from audio.frames import AudioFrame
-from tests.fakes import tone_speech
+from duplex.clock import RealClock
+from duplex.playback import PlaybackBuffer
 from tests.chat_server import FakeSessionFactory, base, wait_until
+from tests.fakes import tone_speech
 from tests.webrtc_client import ClientCall, SignalMicrophone
 from ui.webrtc.ice import candidate_addresses
 from ui.webrtc.tracks import AssistantVoiceTrack
@@ -40,7 +40,8 @@ async def test_http_refusals_are_clear_json_and_leave_no_call(make_server):
             assert r.status == 400 and "JSON" in (await r.json())["error"]
         async with http.post(base(server) + "/offer", json={"type": "answer", "sdp": "x"}, headers=auth) as r:
             assert r.status == 400
-        async with http.post(base(server) + "/offer", json={"sdp": "this is not SDP", "type": "offer"}, headers=auth) as r:
+        not_sdp = {"sdp": "this is not SDP", "type": "offer"}
+        async with http.post(base(server) + "/offer", json=not_sdp, headers=auth) as r:
             assert r.status == 400 and "SDP" in (await r.json())["error"]
         async with http.post(base(server) + "/offer", data=b"x" * 100_000, headers=auth) as r:
             assert r.status == 413 and "too large" in (await r.json())["error"]
@@ -52,7 +53,8 @@ async def test_http_refusals_are_clear_json_and_leave_no_call(make_server):
 
 async def test_a_peer_talks_and_types_and_gets_events_and_voice(make_server):
     server = await make_server()
-    speech = np.concatenate([np.zeros(8000, np.float32), tone_speech(300, 1.2).mono_float32(), np.zeros(16000 * 3, np.float32)])
+    speech = np.concatenate([np.zeros(8000, np.float32), tone_speech(300, 1.2).mono_float32(),
+                             np.zeros(16000 * 3, np.float32)])
     client = ClientCall(SignalMicrophone(speech))
     await client.offer(base(server), server.token)
     assert client.status == 200 and len(server.calls) == 1
@@ -73,9 +75,10 @@ async def test_bad_data_channel_messages_get_an_error_and_the_call_goes_on(make_
     server = await make_server(max_message_bytes=1000, max_text_chars=50)
     client = ClientCall(SignalMicrophone())
     await client.offer(base(server), server.token)
-    for message, expected in [("not json", "not valid JSON"), ("[1, 2]", "JSON object"), ('{"type": "dance"}', "unknown"),
-                              (b"\x00\x01", "binary"), ("x" * 2000, "too large"),
-                              ({"type": "text", "text": "a" * 60}, "too long"), ({"type": "text", "text": " "}, "non-empty")]:
+    for message, expected in [("not json", "not valid JSON"), ("[1, 2]", "JSON object"),
+                              ('{"type": "dance"}', "unknown"), (b"\x00\x01", "binary"), ("x" * 2000, "too large"),
+                              ({"type": "text", "text": "a" * 60}, "too long"),
+                              ({"type": "text", "text": " "}, "non-empty")]:
         before = len([m for m in client.messages if m.get("type") == "error"])
         client.send(message)
         await wait_until(lambda: len([m for m in client.messages if m.get("type") == "error"]) > before)

@@ -132,8 +132,9 @@ class VirtualTime:
 
             return call_soon_threadsafe(land, context=context)
 
-        loop.run_in_executor = tracked_run_in_executor
-        loop.call_soon_threadsafe = tracked_call_soon_threadsafe
+        # setattr: patching this loop object's methods on purpose (the del below restores the class's)
+        setattr(loop, "run_in_executor", tracked_run_in_executor)
+        setattr(loop, "call_soon_threadsafe", tracked_call_soon_threadsafe)
         try:
             yield self
         finally:

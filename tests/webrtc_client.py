@@ -95,7 +95,8 @@ class ClientCall:
                 if predicate(message):
                     return message
             await asyncio.sleep(0.02)
-        raise AssertionError(f"no matching message in {timeout} s; got {[m.get('kind', m.get('type')) for m in self.messages]}")
+        kinds = [m.get('kind', m.get('type')) for m in self.messages]
+        raise AssertionError(f"no matching message in {timeout} s; got {kinds}")
 
     async def close(self) -> None:
         if self._voice_task is not None:

@@ -120,6 +120,7 @@ class DesktopApp:
         return self.report
 
     def _open(self, devices: DeviceChoice) -> SoundCard:
+        assert self.session is not None and self.forwarder is not None  # run() makes both before any card
         card = SoundCard(devices, self.session.output.read, self.forwarder, headphones=self.options.headphones,
                          block_s=self.options.block_s, latency=self.options.latency)
         card.start()
@@ -177,7 +178,7 @@ class DesktopApp:
         return False
 
     async def _device_call(self, work: Callable[..., T], *args, timeout_s: float,
-                           discard: Callable[[T], None] | None = None) -> T:
+                           discard: Callable[[T], object] | None = None) -> T:
         """Run a blocking sound-driver call off the loop; give up on it after ``timeout_s``.
 
         A daemon thread, not the loop's default executor: ``asyncio.run`` joins the executor's threads on

@@ -126,9 +126,9 @@ class StripExternalScripts:
                 if message.get("more_body"):
                     return
                 body = EXTERNAL_SCRIPT.sub(b"", b"".join(chunks))
-                headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send({**start, "headers": headers})
+                new_headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+                new_headers.append((b"content-length", str(len(body)).encode()))
+                await send({**start, "headers": new_headers})
                 await send({"type": "http.response.body", "body": body})
                 return
             await send(message)
@@ -248,7 +248,7 @@ def build_app(new_session: SessionFactory, options: GradioOptions):
 
     restrict_ice_to(options.host)  # aioice skips loopback and offers every other interface otherwise
     handler = make_handler_class()(new_session, options)
-    no_ice = {"iceServers": []}
+    no_ice: dict[str, list[dict[str, str]]] = {"iceServers": []}
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
     with gr.Blocks(title="assistant", theme=theme, analytics_enabled=False) as app:
@@ -316,8 +316,8 @@ def launch(new_session: SessionFactory, options: GradioOptions, block: bool = Tr
     app.queue()
     from starlette.middleware import Middleware
 
-    app.launch(server_name=options.host, server_port=serving_port(options.host, options.port), auth=(GRADIO_USER, token),
-               app_kwargs={"middleware": [Middleware(StripExternalScripts)]},
+    app.launch(server_name=options.host, server_port=serving_port(options.host, options.port),
+               auth=(GRADIO_USER, token), app_kwargs={"middleware": [Middleware(StripExternalScripts)]},
                share=False, inbrowser=False, prevent_thread_lock=True, show_api=False, quiet=True,
                max_threads=8)
     url = app.local_url

@@ -14,8 +14,19 @@ from typing import Any
 
 from duplex.decision import StateToken
 from duplex.events import (
-    AssistantAudio, Duck, Event, HandOff, Interrupt, Metric, PlaybackStarted, PlaybackStopped, SpeechStarted,
-    StateDecided, TurnEnded, TurnStarted, VisionFrame,
+    AssistantAudio,
+    Duck,
+    Event,
+    HandOff,
+    Interrupt,
+    Metric,
+    PlaybackStarted,
+    PlaybackStopped,
+    SpeechStarted,
+    StateDecided,
+    TurnEnded,
+    TurnStarted,
+    VisionFrame,
 )
 from duplex.session import DuplexSession
 

@@ -4,9 +4,9 @@
 ALSA's pulse plugin silently drops output blocks), both in 10 ms blocks. The output callback asks
 ``play(n)`` for the next samples and keeps the exact block it handed to the device as the echo canceller's
 reference; the input callback runs the canceller on the microphone block with the reference played since
-the previous callback (AEC3 finds the delay between them itself), and hands both the raw and the cleaned block to ``on_mic``. Both callbacks run in
-PortAudio's threads: ``play`` and ``on_mic`` must be thread-safe and quick (never touch asyncio there
-except through ``loop.call_soon_threadsafe``).
+the previous callback (AEC3 finds the delay between them itself), and hands both the raw and the cleaned
+block to ``on_mic``. Both callbacks run in PortAudio's threads: ``play`` and ``on_mic`` must be thread-safe
+and quick (never touch asyncio there except through ``loop.call_soon_threadsafe``).
 
 Device problems end as ``DeviceError`` with a message naming the device and what is available.
 """
@@ -18,11 +18,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio.aec import APM_SAMPLE_RATES, EchoCanceller, PlayedTimeline, make_echo_canceller
 from audio.frames import StreamResampler, to_int16
+
+if TYPE_CHECKING:
+    import sounddevice
 
 PREFERRED_RATE = 48000
 FALLBACK_RATES = (48000, 44100, 32000, 16000)
@@ -166,8 +170,8 @@ class SoundCard:
         # timestamps (``PlayedTimeline``) was meant to survive underruns but measured worse through ALSA's
         # pulse plugin (one forced 150 ms stall: 13-19 dB against 31-38 dB in order; docs/benchmarks.md).
         self.align_by_timestamps = align_by_timestamps
-        self._input = None
-        self._output = None
+        self._input: sounddevice.InputStream | None = None
+        self._output: sounddevice.OutputStream | None = None
         self.failure: str | None = None
         self.last_input_at = 0.0
         self.last_output_at = 0.0

@@ -11,8 +11,18 @@ from collections.abc import Callable
 
 from duplex.decision import StateToken
 from duplex.events import (
-    Duck, ErrorEvent, HandOff, Interrupt, PlaybackStarted, Resume, SpeechStarted, StateDecided, TextMessage,
-    TurnEnded, TurnStarted, UserTranscript,
+    Duck,
+    ErrorEvent,
+    HandOff,
+    Interrupt,
+    PlaybackStarted,
+    Resume,
+    SpeechStarted,
+    StateDecided,
+    TextMessage,
+    TurnEnded,
+    TurnStarted,
+    UserTranscript,
 )
 from duplex.session import DuplexSession
 from ui.live_events import LiveEvents, LiveMessage, WorkerRoles

@@ -17,13 +17,15 @@ Any way the call ends (hang-up, peer gone, no media, server stop) runs the same 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -103,7 +105,8 @@ class Call:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                frame = await track.recv()  # silence from the peer: the watchdog ends the call
+                # an audio track yields av.AudioFrame (aiortc's recv() is typed for any track's frame or packet)
+                frame = cast(av.AudioFrame, await track.recv())  # silence from the peer: the watchdog ends the call
             except MediaStreamError:
                 self._spawn(self.close("microphone ended (track stopped)"), "close")
                 return
@@ -140,7 +143,7 @@ class Call:
         last = -1e9
         while True:
             try:
-                frame = await track.recv()  # always drain the track, or aiortc's queue grows
+                frame = cast(av.VideoFrame, await track.recv())  # always drain the track, or aiortc's queue grows
             except MediaStreamError:
                 return
             self.camera_frames_in += 1
@@ -149,7 +152,7 @@ class Call:
                 continue
             last = now
             try:  # colour conversion off the loop: it is ~1-2 ms a frame
-                rgb = await loop.run_in_executor(None, lambda f=frame: f.to_ndarray(format="rgb24"))
+                rgb = await loop.run_in_executor(None, functools.partial(frame.to_ndarray, format="rgb24"))
             except Exception as error:  # a frame the decoder mangled: skip it, keep the call
                 log.warning("call %s: camera frame dropped: %s", self.id, error)
                 continue

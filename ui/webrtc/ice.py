@@ -68,4 +68,5 @@ def restrict_ice_to(bind_host: str) -> None:
         return [a for a in addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = chosen_addresses
-    aioice.ice.get_or_create_mdns_protocol = _no_mdns_protocol
+    # _NoMdnsResolver is duck-typed, not an MDnsProtocol: aioice calls only its resolve and close
+    aioice.ice.get_or_create_mdns_protocol = _no_mdns_protocol  # type: ignore[assignment]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 
@@ -65,7 +66,8 @@ class LimitedConnection(asyncio.Protocol):
         self._tail = b""  # the last bytes seen, for a head end split across two reads
         self._deadline: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # a stream server's transports are all full Transports
         self.transport = transport
         if not self.limiter.admit(self):
             transport.abort()
@@ -125,6 +127,8 @@ class LimitedSite(web.TCPSite):
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, max_connections: int,
                  header_timeout_s: float, ssl_context=None) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
+        if runner.server is None:  # BaseSite.__init__ has already refused a runner not set up
+            raise RuntimeError("call runner.setup() before making a site")
         self.limiter = ConnectionLimiter(runner.server, max_connections, header_timeout_s)
         self.bound_port: int | None = None
 

@@ -48,7 +48,9 @@ class RateLimitFilter(logging.Filter):
 def install(limit: int) -> Callable[[], None]:
     """Put a ``RateLimitFilter`` on every root handler (on logging's last resort when there is none; one
     filter each, as a record passes every handler's filter); returns the function that takes them off."""
-    handlers = [h for h in logging.getLogger().handlers or [logging.lastResort] if h is not None]
+    handlers = list(logging.getLogger().handlers)
+    if not handlers and logging.lastResort is not None:
+        handlers = [logging.lastResort]
     filters = [RateLimitFilter(limit) for _ in handlers]
     for handler, limiter in zip(handlers, filters):
         handler.addFilter(limiter)

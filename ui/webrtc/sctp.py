@@ -23,4 +23,5 @@ async def _receive_tolerating_bad_text(self, stream_id: int, pp_id: int, data: b
 
 
 def tolerate_invalid_text() -> None:
-    rtcsctptransport.RTCSctpTransport._data_channel_receive = _receive_tolerating_bad_text
+    # setattr: replacing aiortc's method on its class is the point here
+    setattr(rtcsctptransport.RTCSctpTransport, "_data_channel_receive", _receive_tolerating_bad_text)

@@ -107,7 +107,7 @@ class ChatServer:
         given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
         return hmac.compare_digest(given.encode(), self.token.encode())
 
-    async def _page(self, request: web.Request) -> web.Response:
+    async def _page(self, request: web.Request) -> web.StreamResponse:
         if not self._authorised(request):
             return web.Response(status=401, content_type="text/plain",
                                 text="Access token missing or wrong: open the URL the server printed.")
