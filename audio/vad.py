@@ -7,6 +7,7 @@ probabilities into speech-start / speech-end decisions with hangover, which the 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -133,9 +134,15 @@ def trim_to_speech(frame: AudioFrame, vad: FrameScorer, threshold: float = 0.5,
     return AudioFrame(mono[start:end], VAD_SAMPLE_RATE, frame.timestamp + start / VAD_SAMPLE_RATE)
 
 
+class SegmenterEventKind(enum.Enum):
+    SPEECH_START = "speech_start"
+    SILENCE_START = "silence_start"  # a pause began; speech may go on
+    SPEECH_END = "speech_end"  # the pause lasted ``end_silence_s``
+
+
 @dataclass
 class SegmenterEvent:
-    kind: str  # "speech_start", "silence_start" (a pause began; speech may go on) or "speech_end"
+    kind: SegmenterEventKind
     time: float  # stream time of the decision's evidence (onset or last voiced sample)
 
 
@@ -170,7 +177,7 @@ class SpeechSegmenter:
                 if self._run >= self.start_frames:
                     self.in_speech, self._run = True, 0
                     self._last_voiced_end = frame_time + self.frame_seconds
-                    return SegmenterEvent("speech_start", self._run_start)
+                    return SegmenterEvent(SegmenterEventKind.SPEECH_START, self._run_start)
             else:
                 self._run = 0
             return None
@@ -181,7 +188,7 @@ class SpeechSegmenter:
         self._run += 1
         if self._run >= self.end_frames:
             self.in_speech, self._run = False, 0
-            return SegmenterEvent("speech_end", self._last_voiced_end)
+            return SegmenterEvent(SegmenterEventKind.SPEECH_END, self._last_voiced_end)
         if self._run == self.early_silence_frames:  # lets a caller start work that the end will need
-            return SegmenterEvent("silence_start", self._last_voiced_end)
+            return SegmenterEvent(SegmenterEventKind.SILENCE_START, self._last_voiced_end)
         return None

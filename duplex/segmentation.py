@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from audio.asr import Transcript
-from audio.vad import SpeechSegmenter
+from audio.vad import SegmenterEventKind, SpeechSegmenter
 from duplex.clock import Clock
 from duplex.decision import StateDecision, StateToken
 from duplex.events import Event, QueryHeard, SpeechDismissed, SpeechEnded, SpeechStarted, StateDecided, UserTranscript
@@ -76,16 +76,16 @@ class Segmentation:
         else:
             self._pre_roll.append(frame.samples)
         event = self._vad_segmenter.push(frame.probability, frame_time)
-        if event is not None and event.kind == "speech_start":
+        if event is not None and event.kind is SegmenterEventKind.SPEECH_START:
             self._speech_started(event.time)
         elif event is not None and segment is not None and segment.open:
-            if event.kind == "silence_start":
+            if event.kind is SegmenterEventKind.SILENCE_START:
                 # Transcribe and decide now, while waiting to see whether the pause lasts: they are the slow
                 # steps before an answer, and most pauses that reach this point end the turn.
                 heard = segment.heard_now()
                 segment.speculation = Speculation(event.time, heard,
                                                   self.tasks.spawn(self._speculate(segment, event.time, heard)))
-            elif event.kind == "speech_end":
+            elif event.kind is SegmenterEventKind.SPEECH_END:
                 segment.pause_at = event.time
                 if segment.state is SegmentState.SPEAKING:
                     segment.move(SegmentState.PAUSED)

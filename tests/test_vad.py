@@ -37,7 +37,7 @@ def test_segmenter_reports_onset_time_not_decision_time():
     segmenter = SpeechSegmenter(frame_seconds=0.032, start_frames=3, end_silence_s=0.256, early_silence_frames=4)
     probabilities = [0.0] * 5 + [0.9] * 20 + [0.1] * 10
     events = [e for i, p in enumerate(probabilities) if (e := segmenter.push(p, i * 0.032))]
-    assert [e.kind for e in events] == ["speech_start", "silence_start", "speech_end"]
+    assert [e.kind.value for e in events] == ["speech_start", "silence_start", "speech_end"]
     assert events[0].time == pytest.approx(5 * 0.032)
     assert events[1].time == events[2].time == pytest.approx(25 * 0.032)  # both name the last voiced sample
 

@@ -156,7 +156,7 @@ def live_cut(probabilities: np.ndarray, frame_s: float, speculate_after_s: float
     """The frames ``[start, end)`` of a clip that the live session transcribes and decides on: from its VAD
     onset minus the pre-roll to ``speculate_after_s`` into the last pause (the same ``SpeechSegmenter`` the
     session runs). ``None`` when the VAD never starts a segment (the session would not decide at all)."""
-    from audio.vad import SpeechSegmenter
+    from audio.vad import SegmenterEventKind, SpeechSegmenter
 
     opts = options or DuplexOptions()
     segmenter = SpeechSegmenter(frame_s, opts.vad_start_threshold, opts.vad_end_threshold, opts.vad_start_frames,
@@ -169,11 +169,11 @@ def live_cut(probabilities: np.ndarray, frame_s: float, speculate_after_s: float
         event = segmenter.push(float(probability), index * frame_s)
         if event is None:
             continue
-        if event.kind == "speech_start":
+        if event.kind is SegmenterEventKind.SPEECH_START:
             end = None
             if start is None:
                 start = max(0, index + 1 - pre_roll)  # the session's pre-roll holds the onset frame too
-        elif event.kind == "silence_start" and start is not None:
+        elif event.kind is SegmenterEventKind.SILENCE_START and start is not None:
             end = index + 1
     if start is None:
         return None
