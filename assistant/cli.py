@@ -84,7 +84,8 @@ def command_ask(args: argparse.Namespace) -> int:
     print(f"question: {result.question}")
     print(f"answer:   {result.answer}")
     if args.out:
-        print(f"spoken answer written to {args.out}" if result.speech is not None else "the answer was empty: no audio written")
+        print(f"spoken answer written to {args.out}" if result.speech is not None
+              else "the answer was empty: no audio written")
     print("timings:  " + ", ".join(f"{k}={v:.3f}" for k, v in result.timings.items() if k.endswith("_s")))
     return 0
 
@@ -112,7 +113,8 @@ def command_models(args: argparse.Namespace) -> int:
     try:
         import torch
 
-        print(f"  {'torch':42s} {torch.__version__}, cuda {'available' if torch.cuda.is_available() else 'not available'}")
+        cuda = "available" if torch.cuda.is_available() else "not available"
+        print(f"  {'torch':42s} {torch.__version__}, cuda {cuda}")
     except ImportError:
         print(f"  {'torch':42s} not installed")
     if args.load:
@@ -303,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     desktop_parser.set_defaults(handler=command_desktop)
 
     gradio_parser = commands.add_parser("gradio", help="the assistant in a gradio page (microphone, camera, text)")
-    gradio_parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    gradio_parser.add_argument("--host", default="127.0.0.1",
+                               help="bind address (default 127.0.0.1: this machine only)")
     gradio_parser.add_argument("--port", type=int, default=7860, help="0 picks a free port (default 7860)")
     gradio_parser.add_argument("--token", help="login password for user 'assistant' (default: $ASSISTANT_TOKEN, "
                                                "else a random one printed at start)")

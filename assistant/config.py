@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class ASRConfig:
-    backend: str = "clip-whisper"  # whisper, encoder cut to the clip; or "faster-whisper" (30 s window), "openai-whisper"
+    # whisper, encoder cut to the clip; or "faster-whisper" (30 s window), "openai-whisper"
+    backend: str = "clip-whisper"
     model: str = ""  # "" = bundled whisper tiny.en; faster-/clip-whisper: a CT2 folder; openai-whisper: a .pt file
     device: str = "auto"  # auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N
     compute_type: str = "default"  # faster-whisper: int8, float16, ...
@@ -94,12 +96,10 @@ class AssistantConfig:
 
     def set(self, dotted: str, value: Any) -> None:
         """Set ``section.field`` (or a top-level field) from a string or typed value, checking the name."""
-        target, name = self, dotted
-        if "." in dotted:
-            section, name = dotted.split(".", 1)
-            target = getattr(self, section, None)
-            if not dataclasses.is_dataclass(target):
-                raise ConfigError(f"unknown config section {section!r}; sections: asr, llm, tts, vad, vision, duplex")
+        section, name = dotted.split(".", 1) if "." in dotted else ("", dotted)
+        target = getattr(self, section, None) if "." in dotted else self
+        if not dataclasses.is_dataclass(target):
+            raise ConfigError(f"unknown config section {section!r}; sections: asr, llm, tts, vad, vision, duplex")
         fields = {f.name: f for f in dataclasses.fields(target)}
         if name not in fields:
             raise ConfigError(f"unknown option {dotted!r}; known: {', '.join(sorted(fields))}")
@@ -140,7 +140,7 @@ def parse_llm_spec(spec: str, config: LLMConfig) -> None:
         config.model = model
 
 
-def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> AssistantConfig:
+def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> AssistantConfig:
     config = AssistantConfig()
     if path is not None:
         path = Path(path)
@@ -156,12 +156,12 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
                     _set_from(config, f"{key}.{inner}", inner_value, f"{path}")
             else:
                 _set_from(config, key, value, f"{path}")
-    environ = os.environ if environ is None else environ
+    variables: Mapping[str, str] = os.environ if environ is None else environ
     for section in ("asr", "llm", "tts", "vad", "vision", "duplex"):
         for option in dataclasses.fields(getattr(config, section)):
             variable = f"ASSISTANT_{section.upper()}_{option.name.upper()}"
-            if variable in environ:
-                _set_from(config, f"{section}.{option.name}", environ[variable], variable)
+            if variable in variables:
+                _set_from(config, f"{section}.{option.name}", variables[variable], variable)
     return config
 
 

@@ -36,7 +36,8 @@ def load_manifest(data_dir: str | Path) -> list[Recording]:
             for row in rows]
 
 
-def english_transcribed(recordings: list[Recording], kind: str = "speech", max_seconds: float = 30.0) -> list[Recording]:
+def english_transcribed(recordings: list[Recording], kind: str = "speech",
+                        max_seconds: float = 30.0) -> list[Recording]:
     """Recordings of one kind with a plain single-speaker English transcript, short enough for one window."""
     foreign = ("leopard_test_de", "leopard_test_es", "leopard_test_fr")
     return [r for r in recordings if r.kind == kind and r.transcript and r.duration_s <= max_seconds

@@ -10,10 +10,8 @@ from assistant.backends import ModelStack, load_describer, load_stack, load_vad
 from assistant.config import AssistantConfig, ConfigError
 from duplex.bus import EventLog
 from duplex.clock import Clock
-from duplex.models import StateDecider
-from duplex.models import GenerationOptions
+from duplex.models import GenerationOptions, StateDecider, WorkerModels
 from duplex.session import DuplexSession
-from duplex.models import WorkerModels
 
 
 def worker_models(stack: ModelStack) -> WorkerModels:
@@ -47,16 +45,18 @@ class AssistantModels:
 
     def new_session(self, clock: Clock | None = None, event_log_path: str | Path | None = None,
                     output_sample_rate: int | None = None, keep_event_records: bool = True) -> DuplexSession:
-        """``keep_event_records=False`` for live calls: hours of events would pile up in memory (the file keeps them)."""
+        """``keep_event_records=False`` for live calls: hours of events would pile up in memory (the file keeps
+        them)."""
         config = self.config
         options = config.duplex
         if output_sample_rate is not None:
             from dataclasses import replace
 
             options = replace(options, output_sample_rate=output_sample_rate)
-        models = worker_models(self.stack)
+        shared = worker_models(self.stack)
+        models: WorkerModels | tuple[WorkerModels, WorkerModels] = shared
         if self.second_stack is not None:
-            models = (models, worker_models(self.second_stack))
+            models = (shared, worker_models(self.second_stack))
         return DuplexSession(
             models, self.decider, lambda: load_vad(config.vad), options, system_prompt=config.llm.system_prompt,
             generation=GenerationOptions(max_tokens=config.llm.max_answer_tokens, temperature=config.llm.temperature),

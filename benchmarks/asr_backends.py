@@ -21,7 +21,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-import audio  # noqa: F401  (thread-spinning settings before the models load)
+import audio  # noqa: E402, F401  (thread-spinning settings before the models load)
 
 
 def main(argv: list[str] | None = None) -> int:

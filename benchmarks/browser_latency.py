@@ -147,7 +147,8 @@ async def main() -> None:
           f"p50 {percentile(server_side, 50):.2f} s, p90 {percentile(server_side, 90):.2f} s")
     print(f"barge-in stop seen by the browser: p50 {percentile(stops, 50):.3f} s, p90 {percentile(stops, 90):.3f} s "
           f"({len(stops)}/{args.barge_ins})")
-    print(f"interrupting question answered after: p50 {percentile(answers, 50):.2f} s ({len(answers)}/{args.barge_ins})")
+    print(f"interrupting question answered after: p50 {percentile(answers, 50):.2f} s "
+          f"({len(answers)}/{args.barge_ins})")
 
 
 if __name__ == "__main__":

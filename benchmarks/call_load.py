@@ -95,8 +95,11 @@ async def main() -> None:
 
     from assistant.backends import load_synthesizer
     from assistant.config import AssistantConfig
+    from audio.tts import PiperSynthesizer
 
-    voice = load_synthesizer(AssistantConfig().tts).steady()
+    piper = load_synthesizer(AssistantConfig().tts)
+    assert isinstance(piper, PiperSynthesizer)  # the default voice; steady() is Piper's
+    voice = piper.steady()
     speech = [AudioFrame.concatenate(list(voice.synthesize(q))).convert(sample_rate=16000).mono_float32()
               for q in QUESTIONS]
     port, token = free_port(), secrets.token_urlsafe(12)

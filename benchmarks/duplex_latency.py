@@ -92,7 +92,9 @@ class Bench:
             self.cache[text] = AudioFrame.concatenate(chunks).convert(sample_rate=16000)
         return self.cache[text]
 
-    async def run(self, timeline: Timeline, tail_s: float, max_tokens: int, echo_gain: float = 0.0) -> EventLog:
+    async def run(self, timeline: Timeline, tail_s: float, max_tokens: int,
+                  echo_gain: float = 0.0) -> tuple[EventLog, float]:
+        """The session's events, and the session clock time of the timeline's start."""
         log = EventLog()
         session = DuplexSession(worker_models(self.stack), self.decider, SileroVad, self.config.duplex,
                                 system_prompt=self.config.llm.system_prompt,
@@ -100,31 +102,33 @@ class Bench:
         async with session:
             result = await run_timeline(session, timeline, tail_s=tail_s, echo_gain=echo_gain)
         self.loop_lag.extend(session.loop_lag_ms)
-        log.start_time = result.start_time
-        return log
+        return log, result.start_time
 
     async def turns(self, count: int) -> list[float]:
         latencies = []
         for i in range(count):
             question = self.say(QUESTIONS[i % len(QUESTIONS)])
-            log = await self.run(Timeline(1.0).add_audio(0.5, question), tail_s=3.0, max_tokens=40)
-            end = log.start_time + 0.5 + voiced_span(question)[1]
+            log, start_time = await self.run(Timeline(1.0).add_audio(0.5, question), tail_s=3.0, max_tokens=40)
+            end = start_time + 0.5 + voiced_span(question)[1]
             starts = log.of_type(PlaybackStarted)
             if starts:
                 latencies.append(starts[0].time - end)
             print(f"  turn {i + 1}: {latencies[-1] if starts else float('nan'):.2f} s", flush=True)
         return latencies
 
-    async def barge_ins(self, count: int) -> tuple[list[float], list[float], int]:
-        stops, pauses, answers, handled = [], [], [], 0
+    async def barge_ins(self, count: int) -> tuple[list[float], list[float], list[float], int]:
+        stops: list[float] = []
+        pauses: list[float] = []
+        answers: list[float] = []
+        handled = 0
         for i in range(count):
             story = self.say(STORIES[i % len(STORIES)])
             interruption = self.say(INTERRUPTIONS[i % len(INTERRUPTIONS)])
             at = 0.5 + story.duration + 1.5 + (i % 3)  # ~1-3 s into the answer's audio
             timeline = Timeline(1.0).add_audio(0.5, story).add_audio(at, interruption)
-            log = await self.run(timeline, tail_s=4.0, max_tokens=120)
-            onset = log.start_time + at + voiced_span(interruption)[0]
-            end = log.start_time + at + voiced_span(interruption)[1]
+            log, start_time = await self.run(timeline, tail_s=4.0, max_tokens=120)
+            onset = start_time + at + voiced_span(interruption)[0]
+            end = start_time + at + voiced_span(interruption)[1]
             ducks = [d for d in log.of_type(Duck) if d.time >= onset - 0.05]
             if ducks:
                 stops.append(ducks[0].time - onset)
@@ -164,12 +168,12 @@ class Bench:
                     timeline.add_audio(at, self.say(BACKCHANNELS[(i + k) % len(BACKCHANNELS)], fresh=True),
                                        "backchannel")
                     placed.append(("backchannel", at))
-            log = await self.run(timeline, tail_s=3.0 if not echo else 12.0, max_tokens=120,
-                                 echo_gain=0.5 if echo else 0.0)
+            log, start_time = await self.run(timeline, tail_s=3.0 if not echo else 12.0, max_tokens=120,
+                                             echo_gain=0.5 if echo else 0.0)
             cut = log.of_type(Interrupt)
-            lowered = [d for d in log.of_type(Duck) if d.gain > 0 and d.time > log.start_time + start - 0.5]
+            lowered = [d for d in log.of_type(Duck) if d.gain > 0 and d.time > start_time + start - 0.5]
             undone = [r for r in log.of_type(Resume) if r.reason == "no speech followed the sound"
-                      and r.time > log.start_time + start - 0.5]
+                      and r.time > start_time + start - 0.5]
             self.needless_lowerings += len(undone)
             if echo:
                 by_kind["echo"][0] += len(cut)
@@ -177,7 +181,7 @@ class Bench:
             else:
                 for kind, at in placed:
                     by_kind[kind][1] += 1
-                    by_kind[kind][0] += sum(at <= c.time - log.start_time <= at + 3.5 for c in cut)
+                    by_kind[kind][0] += sum(at <= c.time - start_time <= at + 3.5 for c in cut)
             interrupts += len(cut)
             culprits = [f"{d.text!r} ({d.reason})" for d in log.of_type(StateDecided)
                         if d.token is StateToken.QUERY and d.segment_id > 1]
@@ -210,7 +214,8 @@ async def main_async(args) -> None:
           f"({handled}/{args.barge_ins} handled) | {percentile(answers, 50):.2f} s / "
           f"{percentile(answers, 90):.2f} s | < 0.8 s |")
     detail = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in by_kind.items())
-    print(f"| lasting interruptions by noise, backchannels, echo (an echo event = one whole answer) | {interrupts}/{events} "
+    print("| lasting interruptions by noise, backchannels, echo (an echo event = one whole answer) | "
+          f"{interrupts}/{events} "
           f"({100 * interrupts / max(events, 1):.1f} %; {detail}) | <= 2 % |")
     print(f"| voice lowered for ~{bench.quick_confirm_s:.1f} s by a sound that was not speech "
           f"({args.noise_runs + args.echo_runs} answers) | {bench.needless_lowerings} | |")

@@ -46,6 +46,21 @@ def level_dbfs(samples: np.ndarray) -> float:
     return float(10 * np.log10(np.mean((samples.astype(np.float64) / 32768) ** 2) + 1e-12))
 
 
+class TimedCanceller:
+    """The card's echo canceller, counting the time it spends and the 10 ms frames it processes."""
+
+    def __init__(self, canceller: WebRtcEchoCanceller) -> None:
+        self.canceller, self.sample_rate = canceller, canceller.sample_rate
+        self.seconds, self.frames = 0.0, 0.0
+
+    def process(self, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
+        began = time.perf_counter()
+        out = self.canceller.process(mic, played)
+        self.seconds += time.perf_counter() - began
+        self.frames += len(mic) / self.canceller.frame_samples
+        return out
+
+
 def measure(seconds: float, gain: float, converge_s: float, latency_ms: int, align: bool = False,
             stall_at_s: float | None = None, stall_s: float = 0.15) -> dict:
     from ui.sound_card import SoundCard, choose_devices
@@ -71,22 +86,18 @@ def measure(seconds: float, gain: float, converge_s: float, latency_ms: int, ali
                 position += n
             return np.pad(block, (0, n - len(block)))
 
-        raw, cleaned = [], []
-        card = SoundCard(devices, play, lambda r, c, rate: (raw.append(r), cleaned.append(c)),
-                         align_by_timestamps=align)
+        raw: list[np.ndarray] = []
+        cleaned: list[np.ndarray] = []
+
+        def keep(mic: np.ndarray, clean: np.ndarray, rate: int) -> None:
+            raw.append(mic)
+            cleaned.append(clean)
+
+        card = SoundCard(devices, play, keep, align_by_timestamps=align)
         canceller = card.canceller
         assert isinstance(canceller, WebRtcEchoCanceller)
-        process = canceller.process
-        spent = [0.0, 0]
-
-        def timed(mic, played):
-            began = time.perf_counter()
-            out = process(mic, played)
-            spent[0] += time.perf_counter() - began
-            spent[1] += len(mic) / canceller.frame_samples
-            return out
-
-        canceller.process = timed
+        timed = TimedCanceller(canceller)
+        card.canceller = timed
         card.start()
         time.sleep(seconds + 0.5)
         closed = card.close()
@@ -101,12 +112,13 @@ def measure(seconds: float, gain: float, converge_s: float, latency_ms: int, ali
             "echo_level_dbfs": round(mic_db, 1), "residual_dbfs": round(residual_db, 1),
             "suppression_db": round(mic_db - residual_db, 1),
             "suppression_app_stats_db": round(canceller.stats.suppression_db or 0.0, 1),
-            "cpu_us_per_10ms": round(1e6 * spent[0] / max(1, spent[1]), 1),
+            "cpu_us_per_10ms": round(1e6 * timed.seconds / max(1, timed.frames), 1),
             "per_second_db": [round(level_dbfs(raw_all[k:k + rate]) - level_dbfs(cleaned_all[k:k + rate]), 1)
                               for k in range(0, n - rate + 1, rate)
                               if level_dbfs(raw_all[k:k + rate]) > -60],  # seconds with echo in them
             "aligned_by_timestamps": align, "stall_at_s": stall_at_s,
-            "speaker_gaps": card.timeline.gaps, "underflows": card.underflows, "overflows": card.overflows, "closed_cleanly": closed,
+            "speaker_gaps": card.timeline.gaps, "underflows": card.underflows, "overflows": card.overflows,
+            "closed_cleanly": closed,
         }
     finally:
         server.stop()

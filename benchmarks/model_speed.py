@@ -65,13 +65,15 @@ def main() -> None:
     for i in range(args.repeats):
         messages = [ChatMessage("system", config.llm.system_prompt), ChatMessage("user", PROMPTS[i % len(PROMPTS)])]
         start = time.perf_counter()
-        count, first = 0, None
+        count = 0
+        first: float | None = None
         for piece in stack.language_model.stream_chat(messages, GenerationOptions(max_tokens=96)):
             if not piece:
                 continue  # the prompt being read
             first = first or time.perf_counter()
             count += 1
         end = time.perf_counter()
+        assert first is not None, "the model gave no tokens"
         first_token.append(first - start)
         if count > 1:
             rates.append((count - 1) / (end - first))
@@ -79,11 +81,12 @@ def main() -> None:
     rows.append(("LLM generation speed (stream pieces ~ tokens)", f"{statistics.median(rates):.0f} tok/s"))
 
     for label, text in (("short clause", "Sure, here it is."),
-                        ("15-word sentence", "The capital of France is Paris, a city known for its art, food and history.")):
+                        ("15-word sentence",
+                         "The capital of France is Paris, a city known for its art, food and history.")):
         first_chunk, rtf = [], []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            chunks = []
+            chunks: list[AudioFrame] = []
             for chunk in stack.synthesizer.synthesize(text):
                 if not chunks:
                     first_chunk.append(time.perf_counter() - start)

@@ -49,8 +49,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.webrtc_client import ClientCall, SignalMicrophone
-from ui.webrtc.ice import restrict_ice_to
+from tests.webrtc_client import ClientCall, SignalMicrophone  # noqa: E402
+from ui.webrtc.ice import restrict_ice_to  # noqa: E402
 
 QUESTIONS = ["What is the capital of France?", "How many legs does a spider have?", "What colour is the sky?",
              "Name a fruit that is yellow.", "What is two plus two?", "Where do penguins live?",
@@ -97,7 +97,8 @@ class Peer(ClientCall):
         return [m.get("message", "") for _, m in self.since(index) if m.get("type") == "error"]
 
     def failed_turns(self, index: int = 0) -> list[int]:
-        return [m["turn_id"] for _, m in self.since(index) if m.get("kind") == "TurnEnded" and m.get("status") == "failed"]
+        return [m["turn_id"] for _, m in self.since(index)
+                if m.get("kind") == "TurnEnded" and m.get("status") == "failed"]
 
     async def ask(self, text: str, keyword: str, timeout: float = 45.0, wait_end: bool = True) -> dict:
         """Type ``text``; wait for the turn whose question holds ``keyword``, its first audio and (with
@@ -109,7 +110,8 @@ class Peer(ClientCall):
         turn_id = latency = None
         while time.monotonic() < deadline:
             for at, m in self.since(index):
-                if turn_id is None and m.get("kind") == "TurnStarted" and keyword.lower() in m.get("question", "").lower():
+                if (turn_id is None and m.get("kind") == "TurnStarted"
+                        and keyword.lower() in m.get("question", "").lower()):
                     turn_id = m["turn_id"]
                 ours = turn_id is not None and m.get("turn_id") == turn_id
                 if ours and latency is None and m.get("kind") == "PlaybackStarted":
@@ -169,7 +171,8 @@ class Probes:
         """Failed turns in the call's own event log (the data channel may drop events for a slow reader; the
         log has every one); None when no log of that call is found."""
         folder = Path(self.server.options.event_log_dir)
-        logs = [path for path in folder.glob("*.jsonl") if re.search(rf"(^|-)call-{call_id}\.jsonl$|-{call_id}-", path.name)]
+        logs = [path for path in folder.glob("*.jsonl")
+                if re.search(rf"(^|-)call-{call_id}\.jsonl$|-{call_id}-", path.name)]
         if not logs:
             return None
         failed = 0
@@ -256,7 +259,8 @@ class Probes:
 
     async def d_offer_brackets(self) -> Row:
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
-        async with aiohttp.ClientSession() as http, http.post(f"{self.base}/offer", data="[" * 60000, headers=headers) as r:
+        async with (aiohttp.ClientSession() as http,
+                    http.post(f"{self.base}/offer", data="[" * 60000, headers=headers) as r):
             status, kind, body = r.status, r.content_type, await r.text()
         is_json = False
         try:
@@ -271,7 +275,8 @@ class Probes:
         limit = options.max_sessions
         deadline_s = getattr(options, "connect_timeout_s", None)
         wait_s = (deadline_s if deadline_s is not None else 10.0) + 5.0
-        parts, ok = [f"connect_timeout_s={deadline_s}" if deadline_s is not None else "no connect_timeout_s option"], True
+        parts = [f"connect_timeout_s={deadline_s}" if deadline_s is not None else "no connect_timeout_s option"]
+        ok = True
         # The issue's offers (audio recvonly) first; a server may refuse those outright, so then offers that do
         # send audio, equally without a candidate, test the deadline itself.
         for direction in ("recvonly", "sendonly"):
@@ -282,7 +287,8 @@ class Probes:
                 await asyncio.sleep(0.1)
             freed_after = time.monotonic() - started if not self.server.calls else None
             if freed_after is None:
-                parts.append(f"{direction}: {statuses}, {len(self.server.calls)} of {held} still held after {wait_s:.0f}s")
+                parts.append(f"{direction}: {statuses}, {len(self.server.calls)} of {held} still held "
+                             f"after {wait_s:.0f}s")
                 ok = False
                 await self.settle()
             elif held:
@@ -322,6 +328,7 @@ class Probes:
             sys.executable, str(Path(__file__).resolve()), "--peer", self.base, self.token,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         try:
+            assert child.stdout is not None  # stdout=PIPE
             line = await asyncio.wait_for(child.stdout.readline(), 60)
             if b"connected" not in line:
                 return Row("f vanishing peer", "slot freed within ~5 s", f"the peer did not connect: {line!r}", False)
@@ -343,10 +350,13 @@ class Probes:
     async def g_half_open(self) -> Row:
         hold_s = 15.0
         child = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--half-open", HOST, str(self.server.port), "300", str(hold_s),
+            sys.executable, str(Path(__file__).resolve()), "--half-open", HOST, str(self.server.port), "300",
+            str(hold_s),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         try:
-            opened = (await asyncio.wait_for(child.stdout.readline(), 30)).decode().strip()
+            stdout = child.stdout
+            assert stdout is not None  # stdout=PIPE
+            opened = (await asyncio.wait_for(stdout.readline(), 30)).decode().strip()
             started = time.monotonic()
             try:
                 async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, \
@@ -355,7 +365,7 @@ class Probes:
                     health_ok = r.status == 200 and time.monotonic() - started < 2.0
             except (TimeoutError, aiohttp.ClientError) as error:
                 health, health_ok = f"failed ({type(error).__name__})", False
-            closed = (await asyncio.wait_for(child.stdout.readline(), hold_s + 30)).decode().strip()
+            closed = (await asyncio.wait_for(stdout.readline(), hold_s + 30)).decode().strip()
         finally:
             if child.returncode is None:
                 child.kill()
@@ -449,8 +459,8 @@ class Probes:
         elapsed = time.monotonic() - start
         await self.settle()
         logged = self.logged_failures(str(peer.body.get("call_id")))
-        failed = [i + 1 for i, (_, r) in enumerate(results) if r["status"] not in ("started", "completed", "interrupted")
-                  or r["errors"]]
+        failed = [i + 1 for i, (_, r) in enumerate(results)
+                  if r["status"] not in ("started", "completed", "interrupted") or r["errors"]]
         first = median([r["latency_s"] for t, r in results if t <= window_s and r["latency_s"] is not None])
         last = median([r["latency_s"] for t, r in results if t >= elapsed - window_s and r["latency_s"] is not None])
         warm = [m for t, m in rss if t >= warm_up_s]
@@ -623,7 +633,8 @@ async def main(args) -> int:
                         row = Row(f"{p} {methods[p].__name__[2:].replace('_', ' ')}", "(see probe)",
                                   f"probe raised {type(error).__name__}: {error}"[:120], False)
                     rows.append(row)
-                    print(f"  {'PASS' if row.passed else 'FAIL'} {row.observed} ({time.monotonic() - t0:.0f}s)", flush=True)
+                    print(f"  {'PASS' if row.passed else 'FAIL'} {row.observed} ({time.monotonic() - t0:.0f}s)",
+                          flush=True)
                     await probes.settle()
             finally:
                 await server.stop()

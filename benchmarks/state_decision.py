@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from assistant.config import AssistantConfig  # noqa: E402
 from duplex.decision import SegmentEvidence, StateToken  # noqa: E402
+from duplex.models import StateDecider  # noqa: E402
 from duplex.state import corpus  # noqa: E402
 from duplex.state.dataset import HeardDataset, HeldOut, LabelledSegments, labelled_segments  # noqa: E402
 from duplex.state.decider import DEFAULT_MODEL_PATH, LearnedStateDecider, RuleStateDecider  # noqa: E402
@@ -40,7 +41,8 @@ from duplex.state.train import DEFAULT_CACHE_DIR, TrainingOptions, stderr_log, t
 
 def held_out_figures(model_path: Path, segments: LabelledSegments, embedder) -> list[str]:
     """The model file's decisions on the live view of the clips it was trained without."""
-    rows = ["| decider | segments | P query | R query | P ignore | R ignore | accuracy |", "|---|---|---|---|---|---|---|"]
+    rows = ["| decider | segments | P query | R query | P ignore | R ignore | accuracy |",
+            "|---|---|---|---|---|---|---|"]
     live = [e for e, is_live in zip(segments.evidences, segments.live) if is_live]
     y = segments.labels[segments.live]
     deciders = {"features": LearnedStateDecider(model_path=model_path)}
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 def measure_costs(model_path: Path, evidences: list[SegmentEvidence], embedder, log) -> dict[str, tuple]:
     rng = random.Random(3)
     sample = rng.sample(evidences, min(150, len(evidences)))
-    deciders = {"rules only": RuleStateDecider(), "features": LearnedStateDecider(model_path=model_path)}
+    deciders: dict[str, StateDecider] = {"rules only": RuleStateDecider(),
+                                         "features": LearnedStateDecider(model_path=model_path)}
     if embedder is not None:
         deciders["features + SmolLM2 embedding"] = LearnedStateDecider(embedder, model_path=model_path)
         always = LearnedStateDecider(embedder, model_path=model_path)
@@ -137,7 +140,8 @@ def threshold_sweep(prob, y, rules, categories) -> list[str]:
     free = np.array([r is None for r in rules])
     barge = np.array([c == "query (barge-in)" for c in categories])
     negatives = free & (y == 0)
-    rows = ["| threshold | barge-in query recall | not-query segments reaching the head called query |", "|---|---|---|"]
+    rows = ["| threshold | barge-in query recall | not-query segments reaching the head called query |",
+            "|---|---|---|"]
     for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
         recall = np.mean([(prob[i] >= t) if rules[i] is None else rules[i].token == StateToken.QUERY
                           for i in np.flatnonzero(barge)])
@@ -152,14 +156,15 @@ def render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds,
     names = list(results)
     lines = ["# State decision: query `<1>` vs ignore `<2>`", "",
              f"Measured 2026-11-22 on a 2-core x86-64 VM, no GPU (Python {platform.python_version()}), "
-             f"by `benchmarks/state_decision.py` on the segments `assistant train-state` heard (this run {runtime_s / 60:.1f} min, ASR/VAD/embeddings from its cache "
-             "when present). "
+             "by `benchmarks/state_decision.py` on the segments `assistant train-state` heard "
+             f"(this run {runtime_s / 60:.1f} min, ASR/VAD/embeddings from its cache when present). "
              "Every number below was produced by that run.", "",
              "> The assistant interrupts itself at P >= 0.7 (`state_speaking_threshold` in `assistant/config.py`) "
              "rather than at the trained while-speaking threshold below, and ignores, while it speaks, a segment whose "
              "voiced audio is on average >= 45 % like its own output (its own voice; barge-ins in the scenario "
              "library reach at most 33 %). Why: docs/benchmarks.md.", "",
-             "Retraining: `assistant train-state` makes and hears the clips and writes `duplex/state/state_model.json`; "
+             "Retraining: `assistant train-state` makes and hears the clips and writes "
+             "`duplex/state/state_model.json`; "
              "`python -m duplex.state.train` retrains from the segments it heard; this report is "
              "`benchmarks/state_decision.py`, which writes no weights.", "",
              "## Method", "",
@@ -190,16 +195,19 @@ def render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds,
              "Evaluation: 5-fold cross-validation; every rendition of one text (all voices, noisy copies, "
              "barge-in copies) and all pieces of one recording fall in the same fold. The heads are trained "
              "on the segments no hard rule decides (bare control commands excluded from training: they are the "
-             "rule's job, and a misheard one would teach the head that any garbled word is a query). L2 strength and both thresholds are chosen on the "
+             "rule's job, and a misheard one would teach the head that any garbled word is a query). "
+             "L2 strength and both thresholds are chosen on the "
              "out-of-fold predictions (idle: best F1; speaking: lowest threshold >= idle, at most 0.9, where <= 5 % of "
              "not-query segments reaching the head would pass), so the figures are slightly optimistic.", "",
              "## Data", "", "| category | label | segments |", "|---|---|---|"]
     for category in sorted(set(categories), key=lambda c: (-int(y[categories.index(c)]), c)):
         count = sum(1 for c in categories if c == category)
         lines.append(f"| {category} | {'QUERY' if y[categories.index(category)] else 'IGNORE'} | {count} |")
-    lines += ["", f"{len(items)} segments; {len(corpus.QUERIES)} query texts, {len(corpus.OTHER_ADDRESSED)} declarative / "
-              f"other-addressed texts, {len(corpus.BACKCHANNELS)} backchannels, {len(corpus.ANSWERS)} assistant answers (echo), "
-              f"{len(corpus.REPLIES)} short replies, {len(corpus.CONTROLS)} bare control commands. Voices: Piper en_US-joe-medium, espeak-ng en-us and en-gb+f3. "
+    lines += ["", f"{len(items)} segments; {len(corpus.QUERIES)} query texts, "
+              f"{len(corpus.OTHER_ADDRESSED)} declarative / other-addressed texts, "
+              f"{len(corpus.BACKCHANNELS)} backchannels, {len(corpus.ANSWERS)} assistant answers (echo), "
+              f"{len(corpus.REPLIES)} short replies, {len(corpus.CONTROLS)} bare control commands. "
+              "Voices: Piper en_US-joe-medium, espeak-ng en-us and en-gb+f3. "
               "Noise: the 13 files of noise/ (dishes, tap, cat, exercise bike, room tone, music, birdsong, "
               "whale song), cut in 1-4 s pieces; noisy copies mix the same noises at 5-15 dB SNR. Read speech: "
               "speech/ and noisy_speech/ (LibriSpeech, LJ Speech, CMU ARCTIC, VCTK, JFK, ...), labelled "
@@ -221,7 +229,8 @@ def render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds,
         for name in names:
             pred = results[name]["pred"][mask]
             cells.append(f"{np.mean(pred == 1):.1%}" if label == 0 else f"recall {np.mean(pred == 1):.1%}")
-        lines.append(f"| {category} | {'QUERY' if label else 'IGNORE'} | {int(mask.sum())} | " + " | ".join(cells) + " |")
+        lines.append(f"| {category} | {'QUERY' if label else 'IGNORE'} | {int(mask.sum())} | "
+                     + " | ".join(cells) + " |")
     decided = sum(r is not None for r in rules)
     lines += ["", f"Hard rules decided {decided} of {len(items)} segments; the rest went to the head.", "",
               f"Chosen settings (by `duplex.state.train`; the measured weights file, `{model_path.name}`, is "
@@ -229,7 +238,8 @@ def render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds,
     for name in names[1:]:
         r = results[name]
         extra = f", embedding penalty x{r['embedding_penalty']}" if "embedding_penalty" in r else ""
-        lines.append(f"- {name}: L2 {r['l2']}{extra}, threshold {r['threshold']}, while speaking {r['speaking_threshold']}")
+        lines.append(f"- {name}: L2 {r['l2']}{extra}, threshold {r['threshold']}, "
+                     f"while speaking {r['speaking_threshold']}")
     if embedder_name:
         lines.append(f"- embedder: `{embedder_name}`")
     else:
@@ -252,13 +262,15 @@ def render_report(items, y, categories, results, costs, asr_ms, vad_ms, seconds,
     lines += ["", "## Cost per decision", "",
               "`decide()` on 150 random live-view segments whose ASR and VAD had already run (the listener runs "
               "those anyway), one thread. The embedding variant skips its LLM pass where a hard rule decides or "
-              "the features head is sure (above); the last row always runs it:", "", "| method | median ms | p90 ms | max ms |", "|---|---|---|---|"]
+              "the features head is sure (above); the last row always runs it:", "",
+              "| method | median ms | p90 ms | max ms |", "|---|---|---|---|"]
     for name, (med, p90, mx) in costs.items():
         lines.append(f"| {name} | {med:.2f} | {p90:.2f} | {mx:.2f} |")
     lines += ["", f"For scale, upstream per segment (median over the {len(items)} live-view segments, mean length "
               f"{np.mean(seconds):.1f} s): {asr_backend} tiny.en {np.median(asr_ms):.0f} ms (1 thread), "
               f"Silero VAD {np.median(vad_ms):.1f} ms. ASR + VAD over the distinct clips, both views, took "
-              f"{extract_minutes:.1f} min in all (cached afterwards, so re-runs only retrain). The embedding head adds one SmolLM2 forward pass over the "
+              f"{extract_minutes:.1f} min in all (cached afterwards, so re-runs only retrain). "
+              "The embedding head adds one SmolLM2 forward pass over the "
               "transcript (the prompt prefix stays in the KV cache).", "",
               "## Largest feature weights (features-only head, standardised inputs)", ""]
     order = np.argsort(-np.abs(head_feat.weights))

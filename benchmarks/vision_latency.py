@@ -34,10 +34,10 @@ from audio.vad import SileroVad  # noqa: E402
 from duplex.bus import EventLog  # noqa: E402
 from duplex.decision import StateDecision, StateToken  # noqa: E402
 from duplex.events import SpeechEnded, SpeechStarted, StateDecided, VisionDescribed, VisionFrame  # noqa: E402
+from duplex.models import WorkerModels  # noqa: E402
 from duplex.options import DuplexOptions  # noqa: E402
 from duplex.session import DuplexSession  # noqa: E402
 from duplex.timeline import Timeline, run_timeline  # noqa: E402
-from duplex.models import WorkerModels  # noqa: E402
 
 UTTERANCES = ["Could you look at this for me?", "Hmm, let me think.", "What colour is this?", "Okay, never mind."]
 

@@ -3,8 +3,8 @@
 VITA has the LLM emit a state token as its first output token. With SmolLM2-135M a prompt for it calls
 everything a query, so instead the hidden state at the position where the assistant's first token would
 be produced (the last token of a ChatML prompt ending in ``<|im_start|>assistant\\n``) feeds a linear head
-trained by ``duplex.state.train`` (``assistant train-state``). llama.cpp gives that state with ``embedding=True`` and LAST
-pooling. The prompt's special tokens are parsed as tokens (``Llama.embed`` would tokenize them as text).
+trained by ``duplex.state.train`` (``assistant train-state``). llama.cpp gives that state with ``embedding=True``
+and LAST pooling. The prompt's special tokens are parsed as tokens (``Llama.embed`` would tokenize them as text).
 
 Cost on the 2-core VM, one thread: ~80-150 ms per transcript (about 8 ms per token; see docs/state-decision.md).
 """

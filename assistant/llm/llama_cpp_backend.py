@@ -13,13 +13,23 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from duplex.models import ChatMessage, GenerationOptions
 
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import CreateChatCompletionStreamResponse
+
 LOCK_POLL_S = 0.25  # how often a request waiting for the model looks at its cancel flag
 PROGRESS_FRESH_S = 5.0  # a waiting request reports progress while the model's holder made some this recently
+
+
+class _CacheOptions(TypedDict, total=False):
+    type_k: int
+    type_v: int
+    flash_attn: bool
 
 
 class LlamaCppModel:
@@ -37,7 +47,7 @@ class LlamaCppModel:
         # An f32 KV cache: with llama.cpp's default f16 cache, batched prompt evaluation tipped SmolLM2-135M's
         # greedy first token ("What is the capital of France?" -> "La femme de France, ..."), while an f32
         # cache matches transformers' fp32 output. Same speed here; twice the (small) cache memory.
-        cache = {"type_k": 0, "type_v": 0, "flash_attn": False} if kv_cache_f32 else {}
+        cache: _CacheOptions = {"type_k": 0, "type_v": 0, "flash_attn": False} if kv_cache_f32 else {}
         self.llama = Llama(model_path=str(path), n_ctx=context_tokens, n_threads=threads or os.cpu_count(),
                            n_gpu_layers=gpu_layers, verbose=False, **cache)
         self.context_tokens = context_tokens
@@ -92,17 +102,21 @@ class LlamaCppModel:
                     yield ""
                 if cancel.is_set():
                     return
-            stream = self.llama.create_chat_completion(
-                messages=[{"role": m.role, "content": m.content} for m in messages], stream=True,
-                max_tokens=options.max_tokens, temperature=options.temperature, top_p=options.top_p,
-                stop=list(options.stop) or None)
+            # The annotation covers stream=False too (a whole response); with stream=True it is a generator.
+            stream = cast("Generator[CreateChatCompletionStreamResponse, None, None]",
+                          self.llama.create_chat_completion(
+                              # llama_cpp types a message per role literal; a union of roles matches none of them
+                              messages=[{"role": m.role, "content": m.content}  # type: ignore[misc]
+                                        for m in messages], stream=True,
+                              max_tokens=options.max_tokens, temperature=options.temperature, top_p=options.top_p,
+                              stop=list(options.stop) or None))
             try:
                 for chunk in stream:
                     self._progress_at = time.monotonic()
                     if cancel.is_set():
                         break
                     piece = chunk["choices"][0]["delta"].get("content")
-                    if piece:
+                    if isinstance(piece, str) and piece:
                         yield piece
             finally:
                 stream.close()
@@ -132,7 +146,7 @@ class LlamaCppModel:
             raise ValueError(f"the prompt ({len(tokens)} tokens) and the answer ({max_tokens}) do not fit the "
                              f"model's context of {self.context_tokens} tokens")
         llama = self.llama
-        llama.n_tokens = llama.longest_token_prefix(llama._input_ids, tokens[:-1])
+        llama.n_tokens = llama.longest_token_prefix(llama._input_ids.tolist(), tokens[:-1])
         for start in range(llama.n_tokens, len(tokens) - 1, self.prefill_tokens):
             if should_stop():
                 return

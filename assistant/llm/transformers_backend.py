@@ -30,8 +30,9 @@ class TransformersModel:
             torch_dtype = getattr(torch, dtype)
         self.name = f"transformers:{Path(model).name if local else model}"
         self.tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file, local_files_only=local)
+        # transformers' decorated PreTrainedModel.to() is typed as taking the model, not a device
         self.model = AutoModelForCausalLM.from_pretrained(
-            source, gguf_file=gguf_file, local_files_only=local, dtype=torch_dtype).to(self.device)
+            source, gguf_file=gguf_file, local_files_only=local, dtype=torch_dtype).to(self.device)  # type: ignore[arg-type]
         self.model.eval()
         self.lock = threading.Lock()
 
@@ -45,7 +46,8 @@ class TransformersModel:
         encoded = self.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True,
             return_tensors="pt", return_dict=True)
-        return {key: value.to(self.device) for key, value in encoded.items()}
+        # return_dict=True gives a BatchEncoding; transformers annotates the union over all the flags
+        return {key: value.to(self.device) for key, value in encoded.items()}  # type: ignore[union-attr]
 
     def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions,
                     cancel: threading.Event | None = None) -> Iterator[str]:

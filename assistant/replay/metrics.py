@@ -179,8 +179,8 @@ def measure(items: list[PlacedItem], events: list[Event], start_time: float, spe
             result.pause_takeovers.append(bool(took))
         elif item.role in reactions:
             until = item.end_s + REACTION_WINDOW_S
-            took = bool(log.interrupts_in(item.onset_s, until) or log.turns_in(item.onset_s, until))
-            reactions[item.role].append(took)
+            reacted = bool(log.interrupts_in(item.onset_s, until) or log.turns_in(item.onset_s, until))
+            reactions[item.role].append(reacted)
     if echo:
         result.echo_answers = len(log.turns)
         blamed = [i for i in log.interrupts

@@ -12,7 +12,8 @@ from duplex.decision import StateToken
 from duplex.events import Duck, Event, Interrupt, Resume, StateDecided, TurnStarted
 
 ROLE_COLOURS = {ScenarioRole.QUERY: "tab:blue", ScenarioRole.INTERRUPTION: "tab:purple", ScenarioRole.STOP: "tab:red",
-                ScenarioRole.BACKCHANNEL: "tab:cyan", ScenarioRole.NOISE: "tab:gray", ScenarioRole.SIDE_TALK: "tab:olive",
+                ScenarioRole.BACKCHANNEL: "tab:cyan", ScenarioRole.NOISE: "tab:gray",
+                ScenarioRole.SIDE_TALK: "tab:olive",
                 ScenarioRole.BEFORE_PAUSE: "tab:blue", ScenarioRole.AFTER_PAUSE: "tab:blue",
                 ScenarioRole.TYPED: "tab:green", ScenarioRole.CAMERA: "tab:brown", ScenarioRole.CONTEXT: "tab:blue"}
 TOKEN_COLOURS = {StateToken.QUERY: "tab:red", StateToken.IGNORE: "tab:gray", StateToken.TEXT_QUERY: "tab:green"}

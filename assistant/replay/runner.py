@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -49,6 +50,9 @@ from duplex.events import (
 )
 from duplex.pacing import VirtualPacer, WorkMeter, meter_session
 from duplex.timeline import MIC_RATE, Cue, Timeline, TimelineResult, run_timeline
+
+if TYPE_CHECKING:
+    from duplex.session import DuplexSession
 
 DEFAULT_NOISE_DBFS = -30.0
 
@@ -119,18 +123,20 @@ class AnswerWatch:
     """Tells cues when the assistant's answers began to be heard, from the session's event log."""
 
     def __init__(self) -> None:
-        self.session = None
+        self.session: DuplexSession | None = None
         self._offset: float | None = None  # session clock time of the timeline's zero
         self._scanned = 0
         self.first_audio_s: list[float] = []  # timeline seconds at which each answer's audio began
 
-    def bind(self, session) -> None:
+    def bind(self, session: DuplexSession) -> None:
         self.session, self._offset, self._scanned, self.first_audio_s = session, None, 0, []
 
     def answer_started_after(self, since_s: float, now_s: float) -> float | None:
+        session = self.session
+        assert session is not None and session.event_log is not None  # bound to a replay session, which logs
         if self._offset is None:
-            self._offset = self.session.clock.now() - now_s  # cues are first asked at the timeline's start
-        events = self.session.event_log.events
+            self._offset = session.clock.now() - now_s  # cues are first asked at the timeline's start
+        events = session.event_log.events
         for event in events[self._scanned:]:
             if isinstance(event, PlaybackStarted):
                 self.first_audio_s.append(event.time - self._offset)
@@ -253,7 +259,11 @@ def build_timeline(scenario: Scenario, sources: AudioSources) -> BuiltTimeline:
             entries.append((item, clip, None, cue))
             previous_cue = cue
             continue
-        at = item.at if item.at is not None else previous_end + item.after
+        if item.at is not None:
+            at = item.at
+        else:
+            assert item.after is not None  # an entry has exactly one of at / after / after_answer
+            at = previous_end + item.after
         if at < previous_at:
             raise ScenarioError(scenario.path, item.line,
                                 f"times out of order: this entry starts at {at:.2f} s, "
@@ -275,11 +285,14 @@ def build_timeline(scenario: Scenario, sources: AudioSources) -> BuiltTimeline:
 def _cue_ready(item: TimelineItem, watch: AnswerWatch, previous: Cue | None,
                previous_at: float) -> Callable[[float], bool]:
     def ready(now_s: float) -> bool:
-        if previous is not None and previous.started_at is None:
-            return False
+        since = previous_at
+        if previous is not None:
+            if previous.started_at is None:
+                return False
+            since = previous.started_at
         if item.after_answer is None:  # 'after': counted from the end of the previous cue
-            return now_s >= previous.started_at + previous.duration + item.after
-        since = previous.started_at if previous is not None else previous_at
+            assert previous is not None and item.after is not None  # only a cue follows a cue by 'after'
+            return now_s >= since + previous.duration + item.after
         began = watch.answer_started_after(since, now_s)
         return began is not None and now_s >= began + item.after_answer
 
@@ -474,7 +487,7 @@ class ReplayRunner:
         built.watch.bind(session)
         meter = WorkMeter()  # counts model calls in both modes: the run ends only once they are done
         meter_session(session, meter)
-        pacer = VirtualPacer(clock, meter) if virtual else None
+        pacer = VirtualPacer(clock, meter) if clock is not None else None  # virtual mode
         bar = self._block_bar(scenario, built.timeline.duration + scenario.tail_s)
         try:
             async with session:
@@ -499,6 +512,7 @@ class ReplayRunner:
         from assistant.replay.plot import plot_timeline
 
         out = outcome.out_dir
+        assert out is not None  # run() made it
         stereo = np.stack([result.mic, result.speaker], axis=1).clip(-1, 1).astype(np.float32)
         write_wav(out / "audio.wav", AudioFrame(stereo, MIC_RATE))
         plot_timeline(out / "timeline.png", outcome.scenario.name, placed, events, result.start_time,

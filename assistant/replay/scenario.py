@@ -8,9 +8,10 @@ line, so a typo never costs a model load.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import yaml
 
@@ -193,6 +194,13 @@ class _Reader:
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise self.fail(key, f"{key!r} must be {names}, not {value!r}")
         return value
+
+    @overload
+    def number(self, key: str, default: float, minimum: float | None = None, required: bool = False) -> float: ...
+
+    @overload
+    def number(self, key: str, default: None = None, minimum: float | None = None,
+               required: bool = False) -> float | None: ...
 
     def number(self, key: str, default: float | None = None, minimum: float | None = None,
                required: bool = False) -> float | None:
@@ -386,7 +394,7 @@ def load_scenario(path: str | Path, data_dir: Path | None = None) -> Scenario:
         echo_gain=reader.number("echo_gain", 0.0, 0.0))
 
 
-def scenario_files(paths: list[str | Path]) -> list[Path]:
+def scenario_files(paths: Sequence[str | Path]) -> list[Path]:
     """Files as given; folders give their ``*.yaml`` / ``*.yml`` files, sorted."""
     files: list[Path] = []
     for raw in paths:
@@ -403,7 +411,7 @@ def scenario_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def load_scenarios(paths: list[str | Path], data_dir: Path | None = None) -> list[Scenario]:
+def load_scenarios(paths: Sequence[str | Path], data_dir: Path | None = None) -> list[Scenario]:
     """Every scenario under ``paths``, all validated before anything runs."""
     scenarios = [load_scenario(f, data_dir) for f in scenario_files(paths)]
     seen: dict[str, Path] = {}

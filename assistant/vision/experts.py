@@ -59,7 +59,7 @@ def light_and_colours(frame: np.ndarray, top: int = 2) -> tuple[float, list[str]
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = counts.get(name, 0) + 1
-    ranked = sorted(counts, key=counts.get, reverse=True)
+    ranked = sorted(counts, key=counts.__getitem__, reverse=True)
     dominant = [name for name in ranked[:top] if counts[name] >= 0.15 * len(names)]
     return float(value.mean()), dominant
 
@@ -85,7 +85,8 @@ class ExpertDescriber:
                 import cv2
 
                 cv2.setNumThreads(1)  # run in the (low-priority) calling thread, not in a pool of its own
-                path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+                # opencv-python's stubs leave out cv2.data (a plain module it adds at import)
+                path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
                 cascade = cv2.CascadeClassifier(path)
                 if cascade.empty():
                     raise RuntimeError(f"could not load {path} (OpenCV 5 ships no cascades: pin opencv < 5)")
@@ -93,7 +94,8 @@ class ExpertDescriber:
             except Exception as error:  # noqa: BLE001
                 log.warning("face detection disabled: %s: %s", type(error).__name__, error)
 
-        self.describe(np.full((96, 128, 3), 200, np.uint8))  # the first call sets up ONNX Runtime: not on a user's frame
+        # the first call sets up ONNX Runtime: not on a user's frame
+        self.describe(np.full((96, 128, 3), 200, np.uint8))
 
     # --- the experts -----------------------------------------------------------------------------
 

@@ -105,16 +105,18 @@ class DescriberProcess:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self._restart("it had died")
-            self._requests.send(frame)
+            requests, connection = self._requests, self._connection
+            assert requests is not None and connection is not None  # set by _start with the process
+            requests.send(frame)
             working_s = 0.0  # time paused for the audio path does not count
-            while not self._connection.poll(0.25):
+            while not connection.poll(0.25):
                 working_s += 0.0 if self._pauses else 0.25
                 if working_s >= self.describe_timeout_s:
                     self._restart(f"no answer within {self.describe_timeout_s:g} s")
                     raise TimeoutError(f"describing a frame took over {self.describe_timeout_s:g} s; "
                                        "vision process restarted")
             try:
-                status, value = self._connection.recv()
+                status, value = connection.recv()
             except EOFError:
                 status, value = "error", "the vision process died"
         if status != "ok":

@@ -31,8 +31,9 @@ class TransformersVisionDescriber:
         self.name = f"transformers:{Path(source).name if local else source}"
         self.prompt, self.max_new_tokens = prompt, max_new_tokens
         self.processor = AutoProcessor.from_pretrained(source, local_files_only=local)
+        # transformers' decorated PreTrainedModel.to() is typed as taking the model, not a device
         self.model = AutoModelForImageTextToText.from_pretrained(source, local_files_only=local,
-                                                                 dtype=torch_dtype).to(self.device)
+                                                                 dtype=torch_dtype).to(self.device)  # type: ignore[arg-type]
         self.model.eval()
         self._lock = threading.Lock()  # one generation at a time on the shared weights
 
