@@ -42,8 +42,11 @@ SAMPLE_RATE = 16000
 class Recording(Protocol):
     """One file of the shared recordings' manifest."""
 
-    path: Path
-    duration_s: float
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def duration_s(self) -> float: ...
 
     @property
     def kind(self) -> str: ...  # "speech", "noisy_speech" or "noise"
