@@ -10,7 +10,13 @@ For every scenario present in both folders it compares, from each run's events.j
   outcome     the scenario's pass/fail status and each expectation's verdict
 Times are compared within ``--tolerance-s``: the virtual clock charges model work at its measured wall-clock
 cost, so two runs of the same code differ by the machine's jitter (run the same code twice to see how much).
-Exit status 1 when any scenario differs.
+
+Two levels are reported. *Structure* leaves out what that jitter moves: interim decisions (one more or
+less while a long segment goes on), where an interruption cut the answer (the words heard), the text of
+answers (they follow from the cut text in the history) and times. *Detail* is everything above. A
+difference in structure is a difference in behaviour; one in detail alone must be compared against two
+runs of the same code (``--noise BEFORE2``: the scenarios whose details differ there too are marked).
+Exit status 1 when any scenario's structure differs.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,14 +87,23 @@ def differences(before: RunView, after: RunView, tolerance_s: float) -> list[str
     return found
 
 
-def compare(before_dir: Path, after_dir: Path, tolerance_s: float) -> dict[str, list[str]]:
+def structure(view: RunView) -> RunView:
+    """``view`` without what the virtual clock's jitter moves (see the module's docstring)."""
+    floor = [(kind, 0.0, details[:2] if kind == "TurnEnded" else details) for kind, _, details in view.floor]
+    history = [(role, text if role == "user" else "", interrupted) for role, text, interrupted in view.history]
+    return RunView([d for d in view.decisions if not d[2]], floor, history, view.status, view.expectations)
+
+
+def compare(before_dir: Path, after_dir: Path, tolerance_s: float,
+            level: Callable[[RunView], RunView] = lambda view: view) -> dict[str, list[str]]:
     def runs(folder: Path) -> set[str]:
         return {p.name for p in folder.iterdir() if (p / "events.jsonl").exists()}
 
     before, after = runs(before_dir), runs(after_dir)
     report = {name: ["run in only one of the two folders"] for name in sorted(before ^ after)}
     for name in sorted(before & after):
-        report[name] = differences(load_run(before_dir / name), load_run(after_dir / name), tolerance_s)
+        report[name] = differences(level(load_run(before_dir / name)), level(load_run(after_dir / name)),
+                                   tolerance_s)
     return report
 
 
@@ -96,17 +112,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--tolerance-s", type=float, default=0.3, help="allowed time shift (default 0.3 s)")
+    parser.add_argument("--noise", type=Path, metavar="BEFORE2",
+                        help="a second run of the first folder's code: marks the details that differ there too")
     parser.add_argument("--json", type=Path, help="write the per-scenario differences here")
     args = parser.parse_args(argv)
-    report = compare(args.before, args.after, args.tolerance_s)
-    changed = {name: diffs for name, diffs in report.items() if diffs}
+    structural = compare(args.before, args.after, float("inf"), structure)
+    detail = compare(args.before, args.after, args.tolerance_s)
+    noise = compare(args.before, args.noise, args.tolerance_s) if args.noise else {}
+    changed = {name: diffs for name, diffs in structural.items() if diffs}
     for name, diffs in changed.items():
-        print(f"{name}:")
+        print(f"{name} (structure):")
         for diff in diffs:
             print(f"  {diff}")
-    print(f"{len(report)} scenarios compared, {len(report) - len(changed)} the same, {len(changed)} differ")
+    detail_only = sorted(name for name, diffs in detail.items() if diffs and name not in changed)
+    for name in detail_only:
+        also = " (differs between the two runs of the same code too)" if noise.get(name) else ""
+        print(f"{name}: details only{also}: {'; '.join(d.split(':')[0] for d in detail[name])}")
+    print(f"{len(structural)} scenarios compared: structure differs in {len(changed)}, details alone in "
+          f"{len(detail_only)}" + (f" ({sum(1 for n in detail_only if noise.get(n))} of them also between two "
+                                   f"runs of the same code; {sum(1 for d in noise.values() if d)} scenarios "
+                                   f"differ in detail there)" if args.noise else ""))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        args.json.write_text(json.dumps({"structure": structural, "detail": detail, "noise": noise}, indent=2))
     return 1 if changed else 0
 
 
