@@ -73,9 +73,12 @@ def load_synthesizer(config: TTSConfig) -> SpeechSynthesizer:
 
         device = pick_device(config.device, "tts.device")
         if config.voice:
-            return PiperSynthesizer(config.voice, speed=config.speed, device=device)
-        model, voice_config = bundled.piper_joe_voice()
-        return PiperSynthesizer(model, voice_config, speed=config.speed, device=device)
+            piper = PiperSynthesizer(config.voice, speed=config.speed, device=device)
+        else:
+            model, voice_config = bundled.piper_joe_voice()
+            piper = PiperSynthesizer(model, voice_config, speed=config.speed, device=device)
+        piper.warm_up()
+        return piper
     if config.backend == "espeak":
         from audio.tts import EspeakSynthesizer
 

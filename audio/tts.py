@@ -51,6 +51,22 @@ class PiperSynthesizer:
         self.name = f"piper:{model_path.stem}"
         self._options = SynthesisConfig(length_scale=1.0 / speed if speed > 0 else None)
 
+    # The chunker's longest clause (30 words), in ordinary words: what an answer's longest clause looks like.
+    WARM_UP_TEXT = ("When you plan a long trip across the country, it helps to write down every stop, the distance "
+                    "between them, where you will sleep and the food you will bring.")
+
+    def warm_up(self) -> None:
+        """Synthesise one clause of the chunker's longest length at load time.
+
+        onnxruntime's CPU arena keeps the high-water mark of the largest clause it has run (a fresh process:
+        187 MiB after a 5-word clause, 356 MiB after 30 words; shorter clauses never give it back). Paying
+        that at load puts the step, and the one-off set-up cost, before the first call instead of minutes
+        into a conversation, where it reads as a leak. Turning the arena off grew more (malloc keeps the
+        fragments) and synthesised ~8 % slower (docs/benchmarks.md, "Reliability and capacity").
+        """
+        for _ in self.synthesize(self.WARM_UP_TEXT):
+            pass
+
     def steady(self) -> "PiperSynthesizer":
         """The same voice without Piper's random variation, so one text always gives the same samples.
 

@@ -70,3 +70,22 @@ def test_steady_voice_says_a_line_the_same_way_every_time(synthesizer, user_voic
     assert len({s.tobytes() for s in steady}) == 1
     heard = recognizer.transcribe(AudioFrame(steady[0], 22050).convert(sample_rate=16000).mono_float32()).text
     assert word_error_rate(line, heard) <= 0.2, heard
+
+
+def test_the_loaded_voice_has_already_run_a_longest_clause(monkeypatch):
+    """Piper's onnxruntime arena keeps the high-water mark of the longest clause; loading pays it up front."""
+    from audio.tts import PiperSynthesizer
+
+    said: list[str] = []
+    real = PiperSynthesizer.synthesize
+
+    def recording(self, text):
+        said.append(text)
+        yield from real(self, text)
+
+    monkeypatch.setattr(PiperSynthesizer, "synthesize", recording)
+    load_synthesizer(TTSConfig())
+    assert said == [PiperSynthesizer.WARM_UP_TEXT]
+    from audio.clauses import ClauseChunker
+
+    assert len(PiperSynthesizer.WARM_UP_TEXT.split()) == ClauseChunker().max_words
