@@ -58,11 +58,10 @@ class PiperSynthesizer:
     def warm_up(self) -> None:
         """Synthesise one clause of the chunker's longest length at load time.
 
-        onnxruntime's CPU arena keeps the high-water mark of the largest clause it has run (a fresh process:
-        187 MiB after a 5-word clause, 356 MiB after 30 words; shorter clauses never give it back). Paying
-        that at load puts the step, and the one-off set-up cost, before the first call instead of minutes
-        into a conversation, where it reads as a leak. Turning the arena off grew more (malloc keeps the
-        fragments) and synthesised ~8 % slower (docs/benchmarks.md, "Reliability and capacity").
+        onnxruntime's CPU arena keeps the high-water mark of the largest clause it has run, and shorter
+        clauses never give it back. Paying for an ordinary longest clause at load moves that step, and the
+        one-off set-up cost, before the first call. It does not bound the arena: the mark follows phonemes,
+        and a clause full of numbers has many more (docs/benchmarks.md, "Reliability and capacity").
         """
         for _ in self.synthesize(self.WARM_UP_TEXT):
             pass
