@@ -104,9 +104,15 @@ class EventBus:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
 
-    def add_listener(self, callback: Callable[[Event], None]) -> None:
-        """Call ``callback`` synchronously for every event (for the event log and metrics; keep it cheap)."""
-        self._listeners.append(callback)
+    def add_listener(self, callback: Callable[[Event], None], first: bool = False) -> None:
+        """Call ``callback`` synchronously for every event (for the event log and metrics; keep it cheap).
+
+        ``first``: before every listener added so far, so that it sees an event before the events that the
+        core's own listeners publish in answer to it (a query before the turn it starts)."""
+        if first:
+            self._listeners.insert(0, callback)
+        else:
+            self._listeners.append(callback)
 
     def publish(self, event: Event) -> None:
         if not self.on_loop_thread():

@@ -80,6 +80,11 @@ class Conversation:
         self.turns.append(turn)
         return turn
 
+    def cut_answer(self, turn: Turn, heard: str) -> None:
+        """The user heard only ``heard`` of the answer ``turn``: the history keeps that, marked cut off."""
+        if turn.role == "assistant" and len(heard) < len(turn.text):
+            turn.text, turn.interrupted = heard, True
+
     def drop(self, turn: Turn) -> None:
         """Forget ``turn`` (a question whose answer failed: asked again, it must not fail again)."""
         index = next((i for i, t in enumerate(self.turns) if t is turn), None)

@@ -198,6 +198,15 @@ class TurnEnded(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AnswerTruncated(Event):
+    """A transport said how much of an answer its user heard (less than was sent): the history keeps that."""
+
+    turn_id: int
+    heard_s: float
+    spoken: str  # what the history keeps now
+
+
+@dataclass(frozen=True, kw_only=True)
 class HandOff(Event):
     speaker: str  # the worker that now answers
     listener: str  # the worker that now listens

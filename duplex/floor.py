@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from duplex.clock import Clock
 from duplex.conversation import Conversation, Turn
 from duplex.events import (
+    AnswerTruncated,
     ErrorEvent,
     Event,
     HandOff,
@@ -32,13 +33,14 @@ from duplex.events import (
     TurnStarted,
     TurnStatus,
 )
-from duplex.playback import PlaybackBuffer, heard_text
+from duplex.playback import PlaybackBuffer, heard_text, heard_text_until
 from duplex.recovery import Recovery
 from duplex.state import asks_for_silence
 from duplex.tasks import BackgroundTasks
 from duplex.worker import Worker
 
 NEXT_QUESTION_TOKENS = 100  # room kept for the next question when the history is read ahead after an answer
+KEPT_ANSWERS = 16  # answers a transport may still cut to what its user heard (the last few turns)
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Floor:
         self.listener: Worker = workers[0]
         self.speaker: Worker | None = None
         self.turn: OpenTurn | None = None  # the latest turn (closed or not)
+        self.answers: dict[int, Turn] = {}  # turn id -> its answer in the history, for the last few turns
         self._idle_reading = threading.Event()  # set: stop reading the next prompt ahead (the user speaks)
 
     # --- what the bus brings ---------------------------------------------------------------------
@@ -148,14 +151,15 @@ class Floor:
         worker = turn.worker
         if status is TurnStatus.COMPLETED:
             answer = spoken = worker.answer_text.strip()
-            self.conversation.add_assistant(answer, self.clock.now())
+            self._keep_answer(turn.turn_id, self.conversation.add_assistant(answer, self.clock.now()))
         else:
             if status is not TurnStatus.FAILED:
                 worker.cancel_answer()
             playback = self.output.interrupt(turn.turn_id)
             answer, spoken = worker.answer_text, heard_text(playback)
             if status is TurnStatus.INTERRUPTED:
-                self.conversation.add_assistant(spoken, self.clock.now(), interrupted=True)
+                self._keep_answer(turn.turn_id,
+                                  self.conversation.add_assistant(spoken, self.clock.now(), interrupted=True))
                 self.publish(Interrupt(time=self.clock.now(), turn_id=turn.turn_id, reason=reason,
                                        played_s=playback.played_samples / self.output.sample_rate))
             elif status is TurnStatus.FAILED:
@@ -168,6 +172,26 @@ class Floor:
                                answer=answer, spoken=spoken))
         if status is TurnStatus.COMPLETED:
             self._read_ahead(worker)
+
+    def _keep_answer(self, turn_id: int, answer: Turn) -> None:
+        self.answers[turn_id] = answer
+        while len(self.answers) > KEPT_ANSWERS:
+            del self.answers[next(iter(self.answers))]
+
+    def truncate(self, turn_id: int, heard_s: float) -> str | None:
+        """The user heard only the first ``heard_s`` of turn ``turn_id``'s voice (a client playing from its own
+        buffer says so): the history keeps those words. Ends the turn first if it is still going on. Returns
+        what the history keeps, or None for a turn it no longer holds."""
+        turn = self.turn
+        if turn is not None and turn.turn_id == turn_id and not turn.closed:
+            self.end_turn(turn, TurnStatus.INTERRUPTED, reason="the client stopped playing it")
+        answer = self.answers.get(turn_id)
+        if answer is None:
+            return None
+        heard = heard_text_until(self.output.turn(turn_id), int(max(0.0, heard_s) * self.output.sample_rate))
+        self.conversation.cut_answer(answer, heard)
+        self.publish(AnswerTruncated(time=self.clock.now(), turn_id=turn_id, heard_s=heard_s, spoken=answer.text))
+        return answer.text
 
     def _read_ahead(self, worker: Worker) -> None:
         """Idle time until the user speaks: the model reads the history now (trimmed now, if the next question

@@ -36,8 +36,10 @@ class TurnPlayback:
     played_samples: int = 0
     enqueued_samples: int = 0
     heard_clauses: list[str] = field(default_factory=list)
+    heard_lengths: list[int] = field(default_factory=list)  # each heard clause's samples
     partial_clause: str = ""  # the clause being played when playback stopped
     partial_fraction: float = 0.0
+    partial_length: int = 0  # that clause's samples (played or not)
     complete: bool = False  # the worker has enqueued its last chunk
     started: bool = False
 
@@ -117,6 +119,7 @@ class PlaybackBuffer:
                 if clause.played and not turn.partial_clause:
                     turn.partial_clause = clause.text
                     turn.partial_fraction = clause.played / max(1, len(clause.samples))
+                    turn.partial_length = len(clause.samples)
                 self._queue.remove(clause)
             if turn.started and self._playing_turn == turn_id:
                 events.append(self._stopped(turn, PlaybackReason.INTERRUPTED))
@@ -151,6 +154,7 @@ class PlaybackBuffer:
                 if clause.played >= len(clause.samples):
                     self._queue.popleft()
                     turn.heard_clauses.append(clause.text)
+                    turn.heard_lengths.append(len(clause.samples))
                     if turn.complete and not any(c.turn_id == turn.turn_id for c in self._queue):
                         events.append(self._stopped(turn, PlaybackReason.FINISHED))
             self.total_played_samples += num_samples
@@ -200,3 +204,24 @@ def heard_text(turn: TurnPlayback) -> str:
         partial = turn.partial_clause.split()
         words += partial[: int(len(partial) * turn.partial_fraction)]
     return " ".join(words)
+
+
+def heard_text_until(turn: TurnPlayback, samples: int) -> str:
+    """The words of ``turn`` within its first ``samples`` played (a client that says how much it played:
+    its own buffer held back part of what was sent). Never more than ``heard_text``."""
+    clauses = list(zip(turn.heard_clauses, turn.heard_lengths))
+    if turn.partial_clause:
+        clauses.append((turn.partial_clause, turn.partial_length))
+    words: list[str] = []
+    position = 0
+    for text, length in clauses:
+        clause_words = text.split()
+        if position + length <= samples:
+            words += clause_words
+        else:
+            share = (samples - position) / max(1, length)
+            words += clause_words[: int(len(clause_words) * share)]
+            break
+        position += length
+    heard = heard_text(turn).split()
+    return " ".join(words[: len(heard)])

@@ -40,6 +40,7 @@ from duplex.playback import PlaybackBuffer
 from duplex.recovery import Recovery
 from duplex.segmentation import Segmentation
 from duplex.tasks import BackgroundTasks
+from duplex.text import clean_text
 from duplex.vision import VisionInput
 from duplex.worker import Worker
 
@@ -165,6 +166,27 @@ class DuplexSession:
         text = self.conversation.check_typed(text)
         if text:
             self.tasks.spawn(self._typed(text))
+
+    def interrupt(self, reason: str = "the client stopped the answer") -> None:
+        """Stop the answer being written or spoken, as a query would (the history keeps what was heard)."""
+        self.floor.interrupt(reason)
+        self.output.resume()
+
+    def truncate_answer(self, turn_id: int, heard_s: float) -> str | None:
+        """The user heard only the first ``heard_s`` seconds of turn ``turn_id``'s voice (a transport whose
+        client plays from its own buffer knows better than the playback count): the history keeps those words.
+        Returns them, or None when the history no longer holds that answer."""
+        return self.floor.truncate(turn_id, heard_s)
+
+    def set_instructions(self, text: str) -> None:
+        """A new system prompt, from the next answer on."""
+        self.conversation.system_prompt = clean_text(text)
+
+    async def transcribe(self, frame: AudioFrame) -> str:
+        """The words in ``frame`` by the listener's recognizer, off the loop (for transports whose client
+        decides where a turn ends, and so sends no audio through the duplex core)."""
+        transcript = await self.floor.listener.transcribe(frame.convert(sample_rate=16000).mono_float32())
+        return transcript.text.strip()
 
     @property
     def history(self) -> list[Turn]:

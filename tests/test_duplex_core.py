@@ -16,7 +16,16 @@ from audio.onset import LevelRise
 from duplex.bus import EventBus, EventLog
 from duplex.clock import ManualClock
 from duplex.conversation import Conversation, MessageTooLong
-from duplex.events import ErrorEvent, Interrupt, LLMToken, SpeechStarted
+from duplex.events import (
+    AnswerTruncated,
+    ErrorEvent,
+    Interrupt,
+    LLMToken,
+    SpeechStarted,
+    TurnEnded,
+    TurnStarted,
+    TurnStatus,
+)
 from duplex.models import WorkerModels
 from duplex.options import DuplexOptions
 from duplex.playback import PlaybackBuffer, heard_text
@@ -490,3 +499,63 @@ def test_level_rise_follows_the_floor():
     steady = [rise.push(-40.0) for _ in range(50)]  # a fan switched on: a rise at first, then the new floor
     assert steady[0] and not any(steady[-10:])  # the floor catches up within ~1.2 s
     assert rise.push(-20.0)  # speech over the fan
+
+
+def test_heard_text_until_keeps_the_words_within_what_the_client_played():
+    from audio.frames import AudioFrame
+    from duplex.playback import heard_text_until
+
+    buffer = PlaybackBuffer(16000, ManualClock(), lambda e: None)
+    buffer.enqueue(1, AudioFrame(np.ones(8000, np.int16), 16000), "one two three four")
+    buffer.enqueue(1, AudioFrame(np.ones(16000, np.int16), 16000), "five six seven eight")
+    buffer.read(8000 + 8000)  # sent: the first clause and half of the second
+    played = buffer.interrupt(1)
+    assert heard_text_until(played, 4000) == "one two"  # the client played only a quarter second of it
+    assert heard_text_until(played, 8000 + 4000) == "one two three four five"
+    assert heard_text_until(played, 10 ** 6) == heard_text(played) == "one two three four five six"
+    assert heard_text_until(played, 0) == ""
+
+
+async def test_the_transport_api_cuts_stops_and_reinstructs_the_session():
+    """What a transport whose client plays from its own buffer calls: ``truncate_answer`` (the history keeps
+    what the client played), ``interrupt`` (stop the answer), ``set_instructions`` (the next prompt)."""
+    session, log = make_session(scripted(extra_words=40))
+    stopped: list[float] = []
+
+    def stop_after_a_second_and_a_half(done: int, total: int) -> None:
+        if not stopped and session.output.turn(1).played_samples > 16000 * 1.5:
+            stopped.append(session.clock.now())
+            session.interrupt("the client cancelled")
+
+    await play(session, Timeline(1.0).add_text(0.2, "Tell me a joke please."), tail_s=4.0,
+               on_block=stop_after_a_second_and_a_half)
+    assert stopped
+    ended = log.of_type(TurnEnded)[0]
+    assert ended.status is TurnStatus.INTERRUPTED and 0 < len(ended.spoken) < len(ended.answer)
+    assert ended.time == stopped[0]
+    assert len(log.of_type(TurnStarted)) == 1  # stopping starts no new answer
+    answer = session.history[-1]
+    assert answer.role == "assistant" and answer.text == ended.spoken
+    kept = session.truncate_answer(1, 0.5)  # its client played only half a second
+    assert kept == answer.text and answer.interrupted
+    assert 0 < len(kept.split()) < len(ended.spoken.split())
+    cut = log.of_type(AnswerTruncated)[-1]
+    assert cut.turn_id == 1 and cut.heard_s == 0.5 and cut.spoken == kept
+    assert session.truncate_answer(99, 1.0) is None  # no such answer: nothing changes
+    session.set_instructions("Answer in French.\x00")
+    assert session.conversation.messages()[0].content == "Answer in French."
+
+
+def test_a_listener_added_first_sees_an_event_before_what_the_others_publish_for_it():
+    bus = EventBus()
+    seen: list[str] = []
+
+    def floor(event):
+        seen.append("floor:" + event.kind)
+        if isinstance(event, SpeechStarted):
+            bus.publish(Interrupt(time=0.0, turn_id=1, reason="test"))
+
+    bus.add_listener(floor)
+    bus.add_listener(lambda event: seen.append("first:" + event.kind), first=True)
+    bus.publish(SpeechStarted(time=0.0, onset=0.0, segment_id=1))
+    assert seen == ["first:SpeechStarted", "floor:SpeechStarted", "first:Interrupt", "floor:Interrupt"]

@@ -5,6 +5,7 @@ track's pacing. The same server with the real models in a real browser: test_web
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import numpy as np
@@ -46,7 +47,7 @@ async def test_http_refusals_are_clear_json_and_leave_no_call(make_server):
         async with http.post(base(server) + "/offer", data=b"x" * 100_000, headers=auth) as r:
             assert r.status == 413 and "too large" in (await r.json())["error"]
         async with http.get(base(server) + "/health", headers=auth) as r:
-            assert (await r.json()) == {"calls": 0, "max_sessions": server.options.max_sessions}
+            assert (await r.json()) == {"calls": 0, "realtime": 0, "max_sessions": server.options.max_sessions}
     assert not server.calls
     assert not factory.sessions  # a bad offer is refused before a session is built
 
@@ -230,6 +231,14 @@ def test_assistant_serve_prints_a_token_url_and_stops_cleanly(tmp_path):
         assert match, line
         port, token = match.groups()
         assert len(token) >= 20
+        realtime_line = process.stdout.readline()  # and where Realtime clients connect
+        assert f"ws://127.0.0.1:{port}/v1/realtime" in realtime_line, realtime_line
+        from websockets.sync.client import connect
+
+        with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=m",
+                     additional_headers={"Authorization": f"Bearer {token}"}) as realtime:
+            created = json.loads(realtime.recv(timeout=30))
+            assert created["type"] == "session.created" and created["session"]["model"] == "m"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=10) as response:
             assert response.status == 200 and b"Start call" in response.read()
         with pytest.raises(urllib.error.HTTPError) as refused:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ui.realtime.options import RealtimeOptions
+
 
 @dataclass
 class ServerOptions:
@@ -31,3 +33,4 @@ class ServerOptions:
     event_log_dir: str = ""  # append one JSONL event log per call here, uniquely named ("" = memory only)
     certfile: str = ""  # TLS: browsers allow the microphone on hosts other than localhost only over https
     keyfile: str = ""
+    realtime: RealtimeOptions = field(default_factory=RealtimeOptions)  # the OpenAI Realtime endpoint

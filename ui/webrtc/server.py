@@ -4,10 +4,13 @@ Routes:
   GET  /?token=T         the page (no external resources; it reads the token from its own URL)
   GET  /static/NAME      the page's script and style sheet
   POST /offer            {"sdp": ..., "type": "offer"} with "Authorization: Bearer T" -> the SDP answer
-  GET  /health           {"calls": N, "max_sessions": M}, token required
+  GET  /health           {"calls": N, "realtime": R, "max_sessions": M}, token required
+  GET  /v1/realtime       an OpenAI Realtime WebSocket session (``ui.realtime``), same token (Bearer, ?token=
+                          or the subprotocol openai-insecure-api-key.T); ?model= is accepted and reported
 Every refusal is JSON {"error": "..."} with a fitting status: 401 token, 400 bad offer, 408 body too slow,
 413 too large, 503 busy, 500 (logged) for a bug. An offer's SDP is checked (it must send microphone audio)
-before a session is built: each session costs memory. Each accepted offer gets its own duplex session (own
+before a session is built: each session costs memory. Calls and Realtime sockets share ``max_sessions``.
+Each accepted offer or socket gets its own duplex session (own
 conversation, own event log file, never overwritten); models are shared. Connections pass through
 ``ui.webrtc.limits`` (a cap and a request-head deadline). ``serve_forever`` stops on SIGINT or SIGTERM,
 even when SIGINT was ignored at start (as nohup, CI runners and supervisors start a process), closing every
@@ -31,17 +34,21 @@ from aiohttp import web
 from aiortc import RTCSessionDescription
 from aiortc.sdp import SessionDescription
 
+from ui.realtime.connection import RealtimeConnection, TextLimits
+from ui.realtime.formats import AudioFormat
 from ui.session_factory import SessionFactory
 from ui.webrtc import log_limit
 from ui.webrtc.call import Call, CallSummary
 from ui.webrtc.ice import restrict_ice_to
 from ui.webrtc.limits import LimitedSite
 from ui.webrtc.options import ServerOptions
+from ui.webrtc.rate import TokenBucket
 from ui.webrtc.sctp import tolerate_invalid_text
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+KEY_PROTOCOL = "openai-insecure-api-key."  # browsers cannot set headers on a WebSocket: the key rides here
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -68,6 +75,7 @@ class ChatServer:
         self.options = options or ServerOptions()
         self.token = self.options.token or secrets.token_urlsafe(18)
         self.calls: dict[str, Call] = {}
+        self.realtime: dict[str, RealtimeConnection] = {}
         self.ended_calls: deque[CallSummary] = deque(maxlen=8)  # the last few, for tests and diagnostics
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -83,6 +91,7 @@ class ChatServer:
         app.router.add_get("/static/{name}", self._static)
         app.router.add_post("/offer", self._offer)
         app.router.add_get("/health", self._health)
+        app.router.add_get(self.options.realtime.path, self._realtime)
         app.on_shutdown.append(lambda _app: self.close_all("server stopping"))
         return app
 
@@ -105,7 +114,20 @@ class ChatServer:
     def _authorised(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
+        if not given:
+            protocols = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            given = next((p.strip()[len(KEY_PROTOCOL):] for p in protocols if p.strip().startswith(KEY_PROTOCOL)), "")
         return hmac.compare_digest(given.encode(), self.token.encode())
+
+    @property
+    def sessions_in_use(self) -> int:
+        return len(self.calls) + len(self.realtime)
+
+    def _busy(self) -> web.Response | None:
+        if self.sessions_in_use >= self.options.max_sessions:
+            return _error(503, f"busy: {self.sessions_in_use} sessions in progress, the limit is "
+                               f"{self.options.max_sessions}; try again later")
+        return None
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         if not self._authorised(request):
@@ -122,7 +144,8 @@ class ChatServer:
     async def _health(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return _error(401, "access token missing or wrong")
-        return web.json_response({"calls": len(self.calls), "max_sessions": self.options.max_sessions})
+        return web.json_response({"calls": len(self.calls), "realtime": len(self.realtime),
+                                  "max_sessions": self.options.max_sessions})
 
     async def _offer(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -142,9 +165,9 @@ class ChatServer:
         problem = sdp_problem(data["sdp"])
         if problem is not None:
             return _error(400, problem)
-        if len(self.calls) >= self.options.max_sessions:
-            return _error(503, f"busy: {len(self.calls)} calls in progress, the limit is {self.options.max_sessions}; "
-                               "try again later")
+        busy = self._busy()
+        if busy is not None:
+            return busy
         call = self._new_call()
         try:
             answer = await call.answer(RTCSessionDescription(sdp=data["sdp"], type="offer"))
@@ -152,6 +175,38 @@ class ChatServer:
             await call.close(f"bad offer: {error}")
             return _error(400, f"malformed or unusable SDP offer: {error}")
         return web.json_response({"sdp": answer.sdp, "type": answer.type, "call_id": call.id})
+
+    async def _realtime(self, request: web.Request) -> web.StreamResponse:
+        """One OpenAI Realtime session over a WebSocket (``ui.realtime``), refused before the upgrade."""
+        if not self._authorised(request):
+            return _error(401, "access token missing or wrong (send it as 'Authorization: Bearer TOKEN')")
+        busy = self._busy()
+        if busy is not None:
+            return busy
+        options = self.options.realtime
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        socket = web.WebSocketResponse(max_msg_size=options.max_message_bytes, heartbeat=options.heartbeat_s,
+                                       protocols=[p for p in offered if p == "realtime"])
+        if not socket.can_prepare(request).ok:
+            return _error(400, f"{options.path} is a WebSocket endpoint: connect with a Realtime client")
+        connection_id = str(next(self._ids))
+        log_path = self._event_log_path(connection_id, "realtime") if self.options.event_log_dir else None
+        session = self.new_session(output_sample_rate=AudioFormat.PCM16.sample_rate, event_log_path=log_path,
+                                   keep_event_records=False)
+        limits = TextLimits(self.options.max_text_chars,
+                            TokenBucket(self.options.text_rate_per_s, self.options.text_burst))
+        connection = RealtimeConnection(
+            connection_id, session, socket, options, limits, model=request.query.get("model", "duplex"),
+            beta=request.headers.get("OpenAI-Beta", "").startswith("realtime=v1"),
+            extra_events=request.query.get("duplex_events", "1") != "0",
+            on_closed=self._forget_realtime)
+        self.realtime[connection_id] = connection  # counted against the limit before any await
+        try:
+            await socket.prepare(request)
+            await connection.run()
+        finally:
+            await connection.close(connection.close_reason or "server stopping")
+        return socket
 
     # --- calls -----------------------------------------------------------------------------------
 
@@ -164,13 +219,16 @@ class ChatServer:
         self.calls[call_id] = call  # counted against the limit before any await
         return call
 
-    def _event_log_path(self, call_id: str) -> Path:
+    def _event_log_path(self, call_id: str, kind: str = "call") -> Path:
         """A name no earlier run used: call ids start at 1 again on every start (call-1.jsonl was overwritten)."""
         folder = Path(self.options.event_log_dir)
         while True:
-            path = folder / f"call-{time.strftime('%Y%m%d-%H%M%S')}-{call_id}-{secrets.token_hex(2)}.jsonl"
+            path = folder / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{call_id}-{secrets.token_hex(2)}.jsonl"
             if not path.exists():
                 return path
+
+    def _forget_realtime(self, connection: RealtimeConnection) -> None:
+        self.realtime.pop(connection.id, None)
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.id, None)
@@ -180,6 +238,8 @@ class ChatServer:
         """Close every call, each within ``stop_timeout_s`` (a close that hangs still frees its slot)."""
         closing = [asyncio.wait_for(call.close(reason), self.options.stop_timeout_s)
                    for call in list(self.calls.values())]
+        closing += [asyncio.wait_for(connection.close(reason), self.options.stop_timeout_s)
+                    for connection in list(self.realtime.values())]
         for result in await asyncio.gather(*closing, return_exceptions=True):
             if isinstance(result, BaseException):
                 log.warning("a call did not close cleanly: %r", result)
@@ -219,6 +279,12 @@ class ChatServer:
         scheme = "https" if self.options.certfile else "http"
         return f"{scheme}://{host}:{self.port}/?token={self.token}"
 
+    @property
+    def realtime_url(self) -> str:
+        host = self.options.host if self.options.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        scheme = "wss" if self.options.certfile else "ws"
+        return f"{scheme}://{host}:{self.port}{self.options.realtime.path}"
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self.close_all("server stopping")
@@ -244,6 +310,7 @@ async def serve_forever(new_session: SessionFactory, options: ServerOptions) -> 
     try:
         url = await server.start()
         print(f"assistant: open {url} in a browser (Ctrl-C stops)", flush=True)
+        print(f"assistant: Realtime clients connect to {server.realtime_url} with the same token", flush=True)
         await stop.wait()
         log.info("stopping: closing %d calls", len(server.calls))
     finally:
