@@ -49,6 +49,7 @@ from duplex.events import (
 from duplex.session import DuplexSession
 from duplex.text import clean_text
 from ui.live_events import LiveEvents
+from ui.owned_tasks import OwnedTasks
 from ui.realtime.formats import FormatError
 from ui.realtime.options import RealtimeOptions
 from ui.realtime.protocol import (
@@ -117,7 +118,7 @@ class RealtimeConnection:
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
         self._reading_voice = False  # events published while the voice is read wait for that read's audio
         self._deferred: list[dict[str, Any]] = []
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = OwnedTasks(f"realtime-{connection_id}")
         self._speech: dict[int, HeardSpeech] = {}  # by the core's segment id
         self._response: OpenResponse | None = None
         self._turn_of_item: dict[str, int] = {}  # assistant item id -> the session's turn id
@@ -159,12 +160,8 @@ class RealtimeConnection:
         self.closed = True
         self.close_reason = reason
         log.info("realtime %s ended: %s", self.id, reason)
-        current = asyncio.current_task()
-        pending = [t for t in self._tasks if t is not current and not t.done()]
-        for task in pending:
-            task.cancel()
         try:
-            await asyncio.gather(*pending, return_exceptions=True)
+            await self.tasks.cancel_all()
             try:
                 await self.session.close()
             except Exception:
@@ -176,17 +173,7 @@ class RealtimeConnection:
                 self._on_closed(self)
 
     def _spawn(self, coroutine, name: str) -> None:
-        if self.closed:
-            coroutine.close()
-            return
-        task = asyncio.create_task(coroutine, name=f"realtime-{self.id}-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("realtime %s: task %s failed", self.id, task.get_name(), exc_info=task.exception())
+        self.tasks.spawn(coroutine, name)
 
     # --- out -------------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from audio.frames import AudioFrame
 from duplex.session import DuplexSession
 from duplex.text import clean_text
 from ui.live_events import LiveEvents
+from ui.owned_tasks import OwnedTasks
 from ui.webrtc.options import ServerOptions
 from ui.webrtc.rate import TokenBucket
 from ui.webrtc.tracks import AssistantVoiceTrack
@@ -78,7 +79,7 @@ class Call:
         self.typing = TokenBucket(options.text_rate_per_s, options.text_burst)
         self._last_audio: float | None = None  # loop time of the last microphone frame
         self._unsent: deque[str] = deque(maxlen=200)  # events before the data channel opened
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = OwnedTasks(f"call-{call_id}")
         self.pc.on("track", self._on_track)
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -255,12 +256,7 @@ class Call:
             self._spawn(self.close(f"connection {state}"), "close")
 
     def _spawn(self, coroutine, name: str) -> None:
-        if self.closed and name != "close":
-            coroutine.close()
-            return
-        task = asyncio.create_task(coroutine, name=f"call-{self.id}-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.spawn(coroutine, name, after_close=name == "close")
 
     async def close(self, reason: str = "closed") -> None:
         if self.closed:
@@ -268,12 +264,8 @@ class Call:
         self.closed = True
         self.close_reason = reason
         log.info("call %s ended: %s", self.id, reason)
-        current = asyncio.current_task()
-        pending = [t for t in self._tasks if t is not current and not t.done()]
-        for task in pending:
-            task.cancel()
         try:
-            await asyncio.gather(*pending, return_exceptions=True)
+            await self.tasks.cancel_all()
             self.voice.stop()
             for step in (self.pc.close, self.session.close):  # one failing must not skip the other
                 try:
