@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 
 import aiohttp
 import numpy as np
 import pytest
 
-from audio.g711 import decode_ulaw
+from audio.frames import resample, to_int16
+from audio.g711 import decode_ulaw, encode_alaw
 from tests.chat_server import FakeSessionFactory, base, wait_until
 from tests.fakes import tone_speech
 from tests.realtime_client import RealtimeTestClient, pcm16_chunks, realtime_url
@@ -320,6 +322,19 @@ async def test_g711_and_beta_names_for_older_clients(make_server):
                     if e["response_id"] == done["response"]["id"])
     voice = decode_ulaw(data)
     assert len(voice) > 8000 and np.abs(voice).max() > 3000  # seconds of beeps, at 8 kHz
+    # and G.711 in: the question as 8 kHz A-law, 20 ms an append, in real time
+    await client.send({"type": "session.update", "session": {"input_audio_format": "g711_alaw"}})
+    await client.wait_for(lambda e: e["type"] == "session.updated"
+                          and e["session"]["input_audio_format"] == "g711_alaw", 5)
+    mark = len(client.events)
+    telephone = encode_alaw(to_int16(resample(np.concatenate([QUESTION, SILENCE]), 16000, 8000)))
+    start = time.monotonic()
+    for index in range(0, len(telephone), 160):
+        await asyncio.sleep(max(0.0, start + index / 8000 - time.monotonic()))
+        await client.send({"type": "input_audio_buffer.append",
+                           "audio": base64.b64encode(telephone[index:index + 160]).decode()})
+    heard = await client.wait_for("conversation.item.input_audio_transcription.completed", 10, after=mark)
+    assert heard["transcript"] == "What is the weather like today?"
     await client.close()
 
 
