@@ -124,7 +124,9 @@ def test_the_typed_tail_gives_the_features_the_role_lines_gave():
             heard = Transcript(text, "en", (TranscriptSegment(0.0, 1.5, text, -0.3, 0.1, 1.1),), 1.5)
             segment = SegmentEvidence(np.zeros(24000, np.float32), heard, np.full(46, 0.9, np.float32), False,
                                       conversation_tail=tail)
-            assert segment_features(segment).values.tolist() == expected, (name, text)
+            # to the last bit but one: log(3) differs by one ulp between numpy builds (seen 2026-12-02)
+            assert segment_features(segment).values.tolist() == pytest.approx(expected, rel=1e-12, abs=1e-12), \
+                (name, text)
     long_tail = history_cases()["long_user_last"].tail()
     assert [m.role for m in long_tail] == ["assistant", "user", "assistant", "user"]
     assert long_tail[-1] == ChatMessage("user", "Stop.")
