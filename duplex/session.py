@@ -1,6 +1,8 @@
 """A full-duplex conversation: the wiring of the core's parts, and the API transports use.
 
-Transports call ``push_audio``, ``push_image``, ``push_text`` and ``output.read``; they never see the parts:
+Transports call ``push_audio``, ``push_image``, ``push_text`` and ``output.read`` (and, where the client plays
+from its own buffer or decides turns itself, ``interrupt``, ``truncate_answer``, ``set_instructions`` and
+``transcribe``); they never see the parts:
 
   push_audio -> (VAD thread) InputAnalysis: 16 kHz frames scored for speech and for the assistant's own echo
   -> Ducking (softens the voice at a level rise) and Segmentation (segments, speculation, interim decisions,

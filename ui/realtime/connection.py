@@ -86,7 +86,6 @@ class OpenResponse:
     id: str
     item_id: str
     transcript: list[str] = field(default_factory=list)
-    audio_bytes: int = 0
     cancel_reason: str = "turn_detected"
 
 
@@ -239,11 +238,8 @@ class RealtimeConnection:
                 self._output_resampler = StreamResampler(rate, fmt.sample_rate)
             samples = to_int16(self._output_resampler.process(samples))
         data = fmt.encode(samples)
-        response.audio_bytes += len(data)
-        self._queue({"type": event_name("response.output_audio.delta", self.beta),
-                     "event_id": f"event_{next(self._ids)}", "response_id": response.id,
-                     "item_id": response.item_id, "output_index": 0, "content_index": 0,
-                     "delta": base64.b64encode(data).decode()})
+        self._emit("response.output_audio.delta", response_id=response.id, item_id=response.item_id, output_index=0,
+                   content_index=0, delta=base64.b64encode(data).decode())
 
     # --- the session's events, as the protocol's -------------------------------------------------
 
