@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 
 import aiohttp
@@ -60,6 +61,19 @@ async def test_refusals_are_clear_and_build_no_session(make_server):
     token_in_url = await RealtimeTestClient.connect(realtime_url(server, token_in_query=True), None)
     await token_in_url.wait_for("session.created", 5)
     await token_in_url.close()
+    await wait_until(lambda: not server.realtime)
+    async with aiohttp.ClientSession() as http:  # as a browser sends it: the key rides in a subprotocol
+        for key, accepted in ((server.token, True), ("guess", False)):
+            protocols = ("realtime", f"openai-insecure-api-key.{key}")
+            if not accepted:
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(realtime_url(server), protocols=protocols)
+                assert refused.value.status == 401
+                continue
+            socket = await http.ws_connect(realtime_url(server), protocols=protocols)
+            assert socket.protocol == "realtime"  # the key itself is never echoed back
+            assert json.loads((await socket.receive()).data)["type"] == "session.created"
+            await socket.close()
 
 
 async def test_a_spoken_question_gets_the_protocols_events_and_a_voice(make_server):
