@@ -82,7 +82,10 @@ class AnswerPipeline:
                 lambda: self.language_model.stream_chat(messages, self.generation, cancel), self.executor, cancel)
             while True:
                 try:
-                    piece = await asyncio.wait_for(anext(pieces), timeout=self.stall_seconds)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that lands as the
+                    # piece arrives, and the cancelled answer ran on to its end (seen in CI)
+                    async with asyncio.timeout(self.stall_seconds):
+                        piece = await anext(pieces)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
