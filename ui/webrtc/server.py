@@ -275,15 +275,18 @@ class ChatServer:
 
     @property
     def url(self) -> str:
-        host = self.options.host if self.options.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         scheme = "https" if self.options.certfile else "http"
-        return f"{scheme}://{host}:{self.port}/?token={self.token}"
+        return f"{scheme}://{self._reachable_host}:{self.port}/?token={self.token}"
 
     @property
     def realtime_url(self) -> str:
-        host = self.options.host if self.options.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         scheme = "wss" if self.options.certfile else "ws"
-        return f"{scheme}://{host}:{self.port}{self.options.realtime.path}"
+        return f"{scheme}://{self._reachable_host}:{self.port}{self.options.realtime.path}"
+
+    @property
+    def _reachable_host(self) -> str:
+        """The bound address, or loopback when bound to every interface (a URL cannot name "0.0.0.0")."""
+        return self.options.host if self.options.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
 
     async def stop(self) -> None:
         if self._runner is not None:
