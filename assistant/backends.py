@@ -73,10 +73,12 @@ def load_synthesizer(config: TTSConfig) -> SpeechSynthesizer:
 
         device = pick_device(config.device, "tts.device")
         if config.voice:
-            piper = PiperSynthesizer(config.voice, speed=config.speed, device=device)
+            piper = PiperSynthesizer(config.voice, speed=config.speed, device=device,
+                                     release_memory=config.release_memory)
         else:
             model, voice_config = bundled.piper_joe_voice()
-            piper = PiperSynthesizer(model, voice_config, speed=config.speed, device=device)
+            piper = PiperSynthesizer(model, voice_config, speed=config.speed, device=device,
+                                     release_memory=config.release_memory)
         piper.warm_up()
         return piper
     if config.backend == "espeak":

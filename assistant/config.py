@@ -59,6 +59,7 @@ class TTSConfig:
     voice: str = ""  # "" = bundled en_US-joe-medium (piper) / "en-us" (espeak); piper: path to a .onnx voice
     speed: float = 1.0  # >1 speaks faster
     device: str = "cpu"  # piper: a clause is quick on the CPU; cuda or cuda:N needs onnxruntime-gpu
+    release_memory: bool = True  # piper: hand the CPU arena back after each clause (flat memory in long calls)
 
 
 @dataclass

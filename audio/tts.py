@@ -13,16 +13,43 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from audio.frames import AudioFrame
 
 
+class _ArenaReleasingSession:
+    """An onnxruntime session whose every run hands its CPU arena's free memory back afterwards.
+
+    Left alone, the arena keeps the high-water mark of the longest clause ever synthesised, and a long
+    conversation ratchets it up a step at a time (docs/benchmarks.md, "Reliability and capacity"). Piper calls
+    ``run(None, inputs)`` itself, so the run options ride in here.
+    """
+
+    def __init__(self, session: Any) -> None:
+        import onnxruntime
+
+        self._session = session
+        self._run_options = onnxruntime.RunOptions()
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def run(self, output_names: Any, input_feed: dict[str, Any], run_options: Any = None) -> Any:
+        return self._session.run(output_names, input_feed, run_options or self._run_options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
 class PiperSynthesizer:
     def __init__(self, model_path: str | Path, config_path: str | Path | None = None, speed: float = 1.0,
-                 device: str = "cpu") -> None:
-        """``device``: ``cpu``, ``cuda`` or ``cuda:N`` (the GPU needs onnxruntime-gpu)."""
+                 device: str = "cpu", release_memory: bool = True) -> None:
+        """``device``: ``cpu``, ``cuda`` or ``cuda:N`` (the GPU needs onnxruntime-gpu).
+
+        ``release_memory``: give the CPU arena back after every clause, so memory does not follow the longest
+        clause of the conversation (costs a few per cent of synthesis time).
+        """
         import json
 
         import onnxruntime
@@ -40,12 +67,17 @@ class PiperSynthesizer:
         options = onnxruntime.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
+        if release_memory:
+            # A memory pattern is one buffer planned per input shape; every clause has its own shape.
+            options.enable_mem_pattern = False
         kind, _, index = device.partition(":")
         providers: list = ["CPUExecutionProvider"]
         if kind == "cuda":
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index or 0)}))
         self.device = device
-        session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        session: Any = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        if release_memory:
+            session = _ArenaReleasingSession(session)
         self.voice = PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config_path.read_text())))
         self.sample_rate = int(self.voice.config.sample_rate)
         self.name = f"piper:{model_path.stem}"
@@ -58,10 +90,9 @@ class PiperSynthesizer:
     def warm_up(self) -> None:
         """Synthesise one clause of the chunker's longest length at load time.
 
-        onnxruntime's CPU arena keeps the high-water mark of the largest clause it has run, and shorter
-        clauses never give it back. Paying for an ordinary longest clause at load moves that step, and the
-        one-off set-up cost, before the first call. It does not bound the arena: the mark follows phonemes,
-        and a clause full of numbers has many more (docs/benchmarks.md, "Reliability and capacity").
+        The first run of a session pays onnxruntime's one-off set-up; paying it at load keeps it off the
+        first answer. (Without ``release_memory`` it also moves the arena's step for an ordinary longest
+        clause before the first call.)
         """
         for _ in self.synthesize(self.WARM_UP_TEXT):
             pass
