@@ -1,6 +1,7 @@
 """Reliability probes of issue #15: a careless user and an attacker against `assistant serve`, on loopback.
 
     .venv/bin/python benchmarks/reliability.py [--only a,b,...] [--turns 20] [--soak MINUTES] [--cycles 3]
+                                               [--vanish-calls 10]
 
 Starts ``assistant serve``'s ChatServer in this process with the bundled models on 127.0.0.1 (probe k starts
 the real command as a subprocess), calls it with real aiortc peers (tests/webrtc_client.py) and asks typed
@@ -17,9 +18,13 @@ probe / expected / observed / PASS or FAIL; the exit status is 1 when any probe 
   h  a burst of 300 typed messages on one call: another call's answer still starts within a few seconds
   i  --turns N questions in one call (default 20): no failed turn, first-answer latency first vs last fifth
   j  --soak MINUTES (off by default): one question every ~8 s; failed turns, latency first vs last 5 min,
-     RSS growth after warm-up (this process: server and client together)
+     RSS growth after warm-up (this process: server and client together): the median RSS of the last
+     5 minutes minus that of the first 5 after warm-up (one sample swings by tens of MiB with what is
+     playing; a leak moves the medians)
   k  --cycles N (default 3) start, call, stop of `assistant serve` started with SIGINT ignored (as
      nohup, CI runners and supervisors start it): each exits under 5 s after SIGINT or SIGTERM
+  l  --vanish-calls N (default 10) calls whose peer process is killed while a long answer plays: each
+     slot freed, and the server's RSS per vanished call (least-squares slope after two warm-up calls)
 
 Questions are typed, not spoken: the probes are about the transport, the history and the model backends,
 and a typed message is answered without waiting for the end of speech. Answers are kept short
@@ -159,11 +164,30 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def trend(xs: list[float], ys: list[float]) -> float | None:
+    """Least-squares slope of ys over xs (None with fewer than three points)."""
+    if len(xs) < 3 or len(set(xs)) < 2:
+        return None
+    return statistics.linear_regression(xs, ys).slope
+
+
+def rss_growth(rss: list[tuple[float, float]], warm_up_s: float, window_s: float,
+               elapsed: float) -> tuple[float | None, str, float | None]:
+    """Growth after warm-up as the median of the last window minus the median of the first window after
+    warm-up; also the range of the samples and their trend per second."""
+    warm = [(t, m) for t, m in rss if t >= warm_up_s]
+    first = [m for t, m in warm if t <= warm_up_s + window_s]
+    last = [m for t, m in warm if t >= elapsed - window_s]
+    growth = statistics.median(last) - statistics.median(first) if first and last and len(warm) >= 2 else None
+    swing = f"{min(m for _, m in warm):.0f}-{max(m for _, m in warm):.0f} MiB" if warm else "none"
+    return growth, swing, trend([t for t, _ in warm], [m for _, m in warm])
+
+
 # --- the probes against the in-process server ---------------------------------------------------------
 
 class Probes:
-    def __init__(self, server, args) -> None:
-        self.server, self.args = server, args
+    def __init__(self, server, args, config) -> None:
+        self.server, self.args, self.config = server, args, config
         self.base = f"http://{HOST}:{server.port}"
         self.token = server.token
 
@@ -463,15 +487,62 @@ class Probes:
                   if r["status"] not in ("started", "completed", "interrupted") or r["errors"]]
         first = median([r["latency_s"] for t, r in results if t <= window_s and r["latency_s"] is not None])
         last = median([r["latency_s"] for t, r in results if t >= elapsed - window_s and r["latency_s"] is not None])
-        warm = [m for t, m in rss if t >= warm_up_s]
-        growth = (warm[-1] - warm[0]) if len(warm) >= 2 else None
+        growth, swing, slope = rss_growth(rss, warm_up_s, window_s, elapsed)
         observed = (f"{len(results)} questions in {elapsed / 60:.1f} min, failed {len(failed)} "
                     f"({'no log' if logged is None else logged} in the event log); first audio p50 "
                     f"first {window_s / 60:.1f} min {fmt(first)}, last {fmt(last)}; RSS growth after "
-                    f"{warm_up_s / 60:.1f} min warm-up {'-' if growth is None else f'{growth:+.1f} MiB'}")
+                    f"{warm_up_s / 60:.1f} min warm-up {'-' if growth is None else f'{growth:+.1f} MiB'} "
+                    f"(median of the last {window_s / 60:.1f} min minus the first; samples {swing}, "
+                    f"trend {'-' if slope is None else f'{slope * 600:+.1f} MiB per 10 min'})")
         flat = first is not None and last is not None and last <= first * 1.5 + 0.3
         ok = not failed and not logged and flat and growth is not None and growth < 20 and elapsed >= minutes * 60 - 10
         return Row(f"j soak {minutes} min", "0 failed, latency flat, RSS +<20 MB", observed, ok)
+
+
+    async def l_vanishing_long_answers(self) -> Row:
+        import psutil
+
+        process = psutil.Process()
+        calls, warm_up = self.args.vanish_calls, 2
+        llm = self.config.llm
+        kept_tokens, llm.max_answer_tokens = llm.max_answer_tokens, 120  # the default: an answer that runs ~30 s
+        samples: list[float] = []
+        held: list[str] = []
+        try:
+            for k in range(warm_up + calls):
+                child = await asyncio.create_subprocess_exec(
+                    sys.executable, str(Path(__file__).resolve()), "--long-peer", self.base, self.token,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+                try:
+                    assert child.stdout is not None  # stdout=PIPE
+                    line = await asyncio.wait_for(child.stdout.readline(), 60)
+                    ids = list(self.server.calls)
+                    if b"playing" not in line:
+                        return Row("l vanishing long answers", "slots freed, RSS < 2 MiB per call",
+                                   f"call {k + 1}: the answer did not start: {line!r}", False)
+                    await asyncio.sleep(1.0)  # mid-answer: tokens, synthesis and playback all under way
+                    child.kill()
+                finally:
+                    if child.returncode is None:
+                        child.kill()
+                    await child.wait()
+                killed = time.monotonic()
+                while any(i in self.server.calls for i in ids) and time.monotonic() - killed < 40:
+                    await asyncio.sleep(0.1)
+                held += [i for i in ids if i in self.server.calls]
+                await self.settle()
+                await asyncio.sleep(1.0)  # the threads that served the call have ended
+                gc.collect()
+                if k >= warm_up:
+                    samples.append(process.memory_info().rss / 2**20)
+        finally:
+            llm.max_answer_tokens = kept_tokens
+        slope = trend(list(range(len(samples))), samples)
+        observed = (f"{len(samples)} calls after {warm_up} warm-up, slots held after 40 s: {len(held)}; RSS "
+                    f"{samples[0]:.0f} -> {samples[-1]:.0f} MiB, {'-' if slope is None else f'{slope:+.2f}'} "
+                    f"MiB per call")
+        return Row("l vanishing long answers", "slots freed, RSS < 2 MiB per call", observed,
+                   not held and slope is not None and slope < 2.0)
 
 
 # --- k: the real command, started with SIGINT ignored -------------------------------------------------
@@ -563,6 +634,17 @@ async def run_peer(base: str, token: str) -> None:
     await peer.close()
 
 
+async def run_long_peer(base: str, token: str) -> None:
+    """Probe l's peer: connects, asks for a long answer, says so once it plays, then waits to be killed."""
+    restrict_ice_to(HOST)
+    peer = await open_peer(base, token)
+    result = await peer.ask("Tell me a long story about a dragon who learns to bake bread.", "dragon",
+                            timeout=45, wait_end=False)
+    print("playing" if result["status"] == "started" else f"not playing: {result['status']}", flush=True)
+    await asyncio.sleep(120)
+    await peer.close()
+
+
 def run_half_open(host: str, port: int, count: int, hold_s: float) -> None:
     """Probe g's client: ``count`` connections that send half a request line and nothing more; report how many
     the server closed within ``hold_s``."""
@@ -592,7 +674,7 @@ def run_half_open(host: str, port: int, count: int, hold_s: float) -> None:
 
 # --- main -------------------------------------------------------------------------------------------------
 
-ORDER = "abcdefghijk"
+ORDER = "abcdefghijkl"
 
 
 async def main(args) -> int:
@@ -620,11 +702,12 @@ async def main(args) -> int:
             server = ChatServer(models.new_session,
                                 ServerOptions(host=HOST, port=0, event_log_dir=str(Path(tmp) / "calls")))
             await server.start()
-            probes = Probes(server, args)
-            methods = {name[0]: getattr(probes, name) for name in dir(probes) if re.match(r"[a-j]_", name)}
+            probes = Probes(server, args, config)
+            methods = {name[0]: getattr(probes, name) for name in dir(probes) if re.match(r"[a-jl]_", name)}
             try:
                 for p in in_process:
-                    limit = {"i": 60.0 * args.turns + 60, "j": 60.0 * args.soak + 120}.get(p, 150.0)
+                    limit = {"i": 60.0 * args.turns + 60, "j": 60.0 * args.soak + 120,
+                             "l": 60.0 * (args.vanish_calls + 2) + 60}.get(p, 150.0)
                     print(f"probe {p} ...", flush=True)
                     t0 = time.monotonic()
                     try:
@@ -661,9 +744,11 @@ def parse_args(argv=None):
     parser.add_argument("--turns", type=int, default=20, help="questions in one call for probe i")
     parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES", help="run probe j for this long")
     parser.add_argument("--cycles", type=int, default=3, help="start-call-stop cycles for probe k")
+    parser.add_argument("--vanish-calls", type=int, default=10, help="calls whose peer vanishes, probe l")
     parser.add_argument("--answer-tokens", type=int, default=24, help="longest answer, in tokens")
     parser.add_argument("--quiet", action="store_true", help="no model loading progress")
     parser.add_argument("--peer", nargs=2, metavar=("BASE", "TOKEN"), help=argparse.SUPPRESS)
+    parser.add_argument("--long-peer", nargs=2, metavar=("BASE", "TOKEN"), help=argparse.SUPPRESS)
     parser.add_argument("--half-open", nargs=4, metavar=("HOST", "PORT", "N", "HOLD_S"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -672,6 +757,8 @@ if __name__ == "__main__":
     arguments = parse_args()
     if arguments.peer:
         asyncio.run(run_peer(*arguments.peer))
+    elif arguments.long_peer:
+        asyncio.run(run_long_peer(*arguments.long_peer))
     elif arguments.half_open:
         host, port, count, hold = arguments.half_open
         run_half_open(host, int(port), int(count), float(hold))

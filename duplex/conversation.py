@@ -36,11 +36,12 @@ class Turn:
     time: float
     interrupted: bool = False
     typed: bool = False
-    visual_context: str = ""
+    visual_context: str = ""  # what the camera showed as it was asked (kept whether or not the model saw it)
+    about_view: bool = False  # the question was about the view: the model is shown it with the question
 
     def as_message(self) -> ChatMessage:
         text = self.text
-        if self.visual_context and self.role == "user":
+        if self.visual_context and self.about_view and self.role == "user":
             text = f"{text}\n(The camera shows: {self.visual_context})"
         if self.interrupted:
             text = text + "…" if text else "…"
@@ -70,10 +71,16 @@ class Conversation:
             raise MessageTooLong(f"message too long ({tokens} tokens, the limit is {self.max_message_tokens})")
         return text
 
-    def add_user(self, text: str, time: float, typed: bool = False, visual_context: str = "") -> Turn:
-        turn = Turn("user", self._fit(clean_text(text)), time, typed=typed, visual_context=visual_context)
+    def add_user(self, text: str, time: float, typed: bool = False, visual_context: str = "",
+                 about_view: bool = False) -> Turn:
+        turn = Turn("user", self._fit(clean_text(text)), time, typed=typed, visual_context=visual_context,
+                    about_view=about_view)
         self.turns.append(turn)
         return turn
+
+    def last_view_question_time(self) -> float | None:
+        """When the user last asked about the view (None: never, in what is kept)."""
+        return next((t.time for t in reversed(self.turns) if t.role == "user" and t.about_view), None)
 
     def add_assistant(self, text: str, time: float, interrupted: bool = False) -> Turn:
         turn = Turn("assistant", self._fit(text), time, interrupted=interrupted)

@@ -159,6 +159,7 @@ class TurnStarted(Event):
     turn_id: int
     question: str
     from_time: float  # end of the user's speech (or time of the typed message) being answered
+    view_in_prompt: bool = False  # the camera's view went into the prompt (the question was about it)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,6 +37,7 @@ from duplex.playback import PlaybackBuffer, heard_text, heard_text_until
 from duplex.recovery import Recovery
 from duplex.state import asks_for_silence
 from duplex.tasks import BackgroundTasks
+from duplex.view_reference import about_view
 from duplex.worker import Worker
 
 NEXT_QUESTION_TOKENS = 100  # room kept for the next question when the history is read ahead after an answer
@@ -56,8 +57,9 @@ class OpenTurn:
 class Floor:
     def __init__(self, workers: list[Worker], conversation: Conversation, output: PlaybackBuffer,
                  publish: Callable[[Event], None], clock: Clock, tasks: BackgroundTasks, recovery: Recovery,
-                 turn_ids: itertools.count, user_speaking: Callable[[], bool]) -> None:
+                 turn_ids: itertools.count, user_speaking: Callable[[], bool], view_follow_up_s: float = 30.0) -> None:
         self.workers = workers
+        self.view_follow_up_s = view_follow_up_s
         self.conversation, self.output, self.publish, self.clock = conversation, output, publish, clock
         self.tasks, self.recovery, self.turn_ids = tasks, recovery, turn_ids
         self.user_speaking = user_speaking
@@ -116,13 +118,17 @@ class Floor:
             self.publish(HandOff(time=self.clock.now(), speaker=worker.name, listener=other.name,
                                  reason="typed message" if typed else "query heard"))
         self.output.resume()
-        question_turn = self.conversation.add_user(question, from_time, typed=typed, visual_context=visual_context)
+        # The view reaches the model only with a question about it: a small model repeats what it is shown.
+        shown = bool(visual_context) and about_view(question, self.conversation.last_view_question_time(),
+                                                    from_time, self.view_follow_up_s)
+        question_turn = self.conversation.add_user(question, from_time, typed=typed, visual_context=visual_context,
+                                                   about_view=shown)
         turn_id = next(self.turn_ids)
         self.turn = OpenTurn(turn_id, worker, question, from_time, question_turn)
         self.publish(TurnStarted(time=self.clock.now(), worker=worker.name, turn_id=turn_id, question=question,
-                                 from_time=from_time))
-        # The view at the question goes in the system prompt too, where even a small model heeds it.
-        seen = f"The user's camera shows: {visual_context}" if visual_context else ""
+                                 from_time=from_time, view_in_prompt=shown))
+        # Then it goes in the system prompt too, where even a small model heeds it.
+        seen = f"The user's camera shows: {visual_context}" if shown else ""
         worker.start_answer(turn_id, self.conversation.messages(extra_system=seen), self._answer_done)
 
     def interrupt(self, reason: str) -> None:

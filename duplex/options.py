@@ -55,6 +55,7 @@ class DuplexOptions:
     vision_change_threshold: float = 0.04  # mean absolute change (0-1) below which a frame counts as unchanged
     vision_context_s: float = 3.0  # frames this long before the user began speaking belong to the query
     vision_context_max_age_s: float = 30.0  # an older last frame is no longer taken for what the camera shows
+    vision_follow_up_s: float = 30.0  # a short follow-up this soon after a question about the view is one too
     vision_wait_s: float = 0.5  # a query waits this long at most for a frame still being analysed
     vision_yield_to_audio_s: float = 3.0  # a frame's analysis waits this long at most while the ASR runs
     vision_stale_s: float = 5.0  # no frame for this long after some arrived: logged as a stopped camera

@@ -254,6 +254,26 @@ def test_expectations_read_the_log(tmp_path):
     assert failed == {"interrupted", "history_lacks"}
 
 
+def test_answers_lack_fails_on_any_answer_that_reads_out_the_words(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "category: camera\ntimeline:\n  - at: 0.5\n    say: What is two plus three?\n"
+        "expect:\n  answers: true\n  answers_lack: [banana, label]\n")
+    scenario = load_scenario(tmp_path / "s.yaml")
+    placed = [PlacedItem(QUERY, 0.5, 2.0)]
+
+    def ended(answer: str) -> list:
+        return [turn(2.5, 1), playback(3.0, 1),
+                TurnEnded(time=5.0, worker="a", turn_id=1, status=TurnStatus.COMPLETED, answer=answer, spoken=answer)]
+
+    def lack(answer: str):
+        results = check_expectations(scenario, placed, ended(answer), 0.0, speaker_signal([(3.0, 5.0)], 6.0), "")
+        return next(r for r in results if r.name == "answers_lack")
+
+    assert lack("Two plus three is five.").passed
+    parroted = lack('The camera shows: Text in view: "BANANA BREAD".')
+    assert not parroted.passed and "banana" in parroted.detail
+
+
 def test_resumes_needs_every_pause_resumed_and_an_answer_completed(tmp_path):
     (tmp_path / "s.yaml").write_text(
         "category: noise_during_answer\ntimeline:\n  - at: 0.5\n    say: Tell me a story.\n"

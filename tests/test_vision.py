@@ -214,24 +214,37 @@ class RecordingDecider(KeywordDecider):
         return super().decide(evidence)
 
 
-async def test_the_view_reaches_the_decision_the_answer_and_the_history():
+async def test_the_view_reaches_the_decision_and_the_history_and_the_prompt_only_when_asked_about():
     llm, decider, log = ScriptedLLM(extra_words=3), RecordingDecider(), EventLog()
     session = DuplexSession(WorkerModels(PitchRecognizer(), llm, BeepSynthesizer()), decider, EnergyVad,
                             DuplexOptions(output_sample_rate=16000), event_log=log, vision=CountingDescriber())
-    timeline = Timeline(1.0).add_audio(0.5, tone_speech(QUESTION, 1.0), "q")
+    # "What is the weather like today?" spoken, then typed questions about the view and a follow-up
+    timeline = (Timeline(1.0).add_audio(0.5, tone_speech(QUESTION, 1.0), "q")
+                .add_text(5.0, "What does the label say?").add_text(9.0, "And what colour is it?")
+                .add_text(13.0, "How many days are in a week?"))
     for k in range(15):  # a camera at 10 fps from 0.2 s to 1.7 s, showing a grey card
         timeline.add_image(0.2 + k / 10, solid(77))
     async with session:
         session.push_image(np.zeros((10, 10, 2), np.uint8))  # a broken frame on the way: logged, not fatal
-        await run_timeline(session, timeline, tail_s=2.0)
+        await run_timeline(session, timeline, tail_s=3.0)
     frames = log.of_kind("VisionFrame")
     assert 2 <= len(frames) <= 6  # sampled: 1.5 s of 10 fps, every 0.5 s while speaking, 2 s when idle
     assert decider.visual_contexts == ["a frame of mean level 77"]
-    system = llm.requests[0][0]
-    assert system.role == "system" and "The user's camera shows: a frame of mean level 77" in system.content
-    user = session.history[0]
-    assert user.visual_context == "a frame of mean level 77" and "(The camera shows:" in user.as_message().content
-    assert log.of_kind("TurnEnded")[0]["status"] == "completed"
+    started = log.of_kind("TurnStarted")
+    assert [t["view_in_prompt"] for t in started] == [False, True, True, False], started
+    seen = "The user's camera shows: a frame of mean level 77"
+    prompts = ["\n".join(m.content for m in request) for request in llm.requests]
+    assert len(prompts) >= 4
+    # the weather question's answer and the last one never see the view; the label and its follow-up do
+    assert seen not in prompts[0] and "(The camera shows:" not in prompts[0]
+    assert seen in llm.requests[1][0].content and seen in llm.requests[2][0].content
+    assert seen not in llm.requests[-1][0].content
+    questions = [t for t in session.history if t.role == "user"]
+    assert all(q.visual_context == "a frame of mean level 77" for q in questions)  # the history notes it
+    assert [q.about_view for q in questions] == [False, True, True, False]
+    assert "(The camera shows:" in questions[1].as_message().content
+    assert "(The camera shows:" not in questions[0].as_message().content
+    assert [t["status"] for t in log.of_kind("TurnEnded")] == ["completed"] * 4
     assert any("camera frame dropped" in e["message"] for e in log.of_kind("ErrorEvent"))
 
 

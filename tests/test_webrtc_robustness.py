@@ -4,12 +4,15 @@ flood of connections, silent or vanished peer or stop signal costs a call or the
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 import time
+import weakref
 from pathlib import Path
 
 import aiohttp
@@ -262,6 +265,48 @@ async def test_a_peer_whose_process_is_killed_is_torn_down_within_the_media_time
         if peer.returncode is None:
             peer.kill()
         await peer.wait()
+
+
+LONG_ANSWER_PEER = """
+import asyncio, sys
+from tests.webrtc_client import ClientCall, SignalMicrophone
+
+async def main():
+    client = ClientCall(SignalMicrophone())
+    await client.offer(sys.argv[1], sys.argv[2])
+    client.send({"type": "text", "text": "Tell me a long story please."})
+    await client.wait_for(lambda m: m.get("kind") == "PlaybackStarted", 20)
+    print("playing", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_peer_killed_mid_answer_leaves_no_session_or_thread_behind(make_server):
+    """Each such call kept ~13 MB. After the teardown nothing may refer to the session any more."""
+    def session_threads() -> list[str]:  # the workers', the VAD's and the camera's pools
+        return [t.name for t in threading.enumerate() if t.name.startswith(("worker-", "vad", "vision"))]
+
+    factory = FakeSessionFactory(answer_words=400)  # an answer that would play for about a minute
+    server = await make_server(new_session=factory)
+    peer = await asyncio.create_subprocess_exec(sys.executable, "-c", LONG_ANSWER_PEER, base(server),
+                                                server.token, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(peer.stdout.readline(), 60)
+        assert line.strip() == b"playing", line
+        assert session_threads()  # the answer is being made and spoken
+        peer.kill()  # mid-answer, without a goodbye
+        await wait_until(lambda: not server.calls, 15)
+    finally:
+        if peer.returncode is None:
+            peer.kill()
+        await peer.wait()
+    session = weakref.ref(factory.sessions.pop())
+    await asyncio.sleep(0.3)  # the call's last callbacks run
+    gc.collect()
+    assert session() is None, [type(r).__name__ for r in gc.get_referrers(session())]
+    await wait_until(lambda: not session_threads(), 5)
 
 
 async def test_ended_calls_are_small_summaries_not_sessions(make_server):

@@ -376,6 +376,11 @@ def check_expectations(scenario: Scenario, placed: list[PlacedItem], events: lis
         results.append(ExpectationResult("answer_mentions", bool(found),
                                          f"last answer: {answer[:120]!r}"
                                          + ("" if found else f" (none of {list(expect.answer_mentions)})")))
+    if expect.answers_lack:
+        found = sorted({w for e in ended for w in _words_in(expect.answers_lack, e.answer)})
+        results.append(ExpectationResult("answers_lack", not found,
+                                         f"found {found} in {[e.answer[:80] for e in ended]}" if found
+                                         else f"none in {len(ended)} answer(s)"))
     if expect.turns is not None:
         results.append(ExpectationResult("turns", len(turns) == expect.turns,
                                          f"{len(turns)} turn(s) (wanted {expect.turns})"))

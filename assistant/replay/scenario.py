@@ -64,7 +64,7 @@ COMMON_ITEM_KEYS = {"at", "after", "after_answer", "role", "label"}
 TOP_KEYS = {"name", "description", "category", "requires", "known_failure", "clock", "tail_s",
             "max_answer_tokens", "echo_gain", "timeline", "expect"}
 EXPECT_KEYS = {"answers", "stays_silent", "interrupted", "not_interrupted", "resumes", "history_contains",
-               "history_lacks", "answer_mentions", "turns"}
+               "history_lacks", "answer_mentions", "answers_lack", "turns"}
 DATA_PREFIX = "data:"  # a path inside the shared recordings folder (../shared/data/audio)
 
 
@@ -112,6 +112,7 @@ class Expectations:
     history_contains: tuple[str, ...] = ()
     history_lacks: tuple[str, ...] = ()
     answer_mentions: tuple[str, ...] = ()  # any one of these words
+    answers_lack: tuple[str, ...] = ()  # none of these words in any answer (the camera's text parroted)
     turns: int | None = None
     line: int = 0
 
@@ -319,7 +320,7 @@ def _expectations(path: Path, node: Any, line: int) -> Expectations:
         fields.update(interrupted=True, interrupt_within_ms=sub.number("within_ms", None, 0.0))
     else:
         fields["interrupted"] = reader.get("interrupted", bool, False)
-    for key in ("history_contains", "history_lacks", "answer_mentions"):
+    for key in ("history_contains", "history_lacks", "answer_mentions", "answers_lack"):
         fields[key] = reader.words(key)
     turns = reader.get("turns", int)
     if turns is not None and turns < 0:
