@@ -105,12 +105,16 @@ class AssistantConfig:
         if name not in fields:
             raise ConfigError(f"unknown option {dotted!r}; known: {', '.join(sorted(fields))}")
         current = getattr(target, name)
-        setattr(target, name, _coerce(dotted, value, current))
+        setattr(target, name, _coerce(dotted, value, current, str(fields[name].type)))
 
 
-def _coerce(name: str, value: Any, current: Any) -> Any:
+def _coerce(name: str, value: Any, current: Any, annotation: str = "") -> Any:
     if dataclasses.is_dataclass(current):
         raise ConfigError(f"{name} is a section; set its fields, e.g. {name}.model")
+    if isinstance(value, str) and "None" in annotation and value.strip().lower() in ("", "none", "null", "off"):
+        return None  # an optional setting switched off
+    if current is None and isinstance(value, str):  # an optional field now unset: its annotation says the type
+        current = 0.0 if "float" in annotation else 0 if "int" in annotation else ""
     if not isinstance(value, str) or isinstance(current, str):
         return value
     try:

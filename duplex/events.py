@@ -112,6 +112,7 @@ class QueryHeard(Event):
     typed: bool = False
     interim: bool = False
     visual_context: str = ""  # what the camera showed around the question
+    avg_logprob: float | None = None  # whisper's confidence in the words (None: typed, or not known)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +161,7 @@ class TurnStarted(Event):
     question: str
     from_time: float  # end of the user's speech (or time of the typed message) being answered
     view_in_prompt: bool = False  # the camera's view went into the prompt (the question was about it)
+    asks_to_repeat: str = ""  # why the words were asked again instead of answered ("": answered)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from duplex.clarify import repeat_reason
 from duplex.clock import Clock
 from duplex.conversation import Conversation, Turn
 from duplex.events import (
@@ -33,6 +34,7 @@ from duplex.events import (
     TurnStarted,
     TurnStatus,
 )
+from duplex.options import DuplexOptions
 from duplex.playback import PlaybackBuffer, heard_text, heard_text_until
 from duplex.recovery import Recovery
 from duplex.state import asks_for_silence
@@ -57,9 +59,10 @@ class OpenTurn:
 class Floor:
     def __init__(self, workers: list[Worker], conversation: Conversation, output: PlaybackBuffer,
                  publish: Callable[[Event], None], clock: Clock, tasks: BackgroundTasks, recovery: Recovery,
-                 turn_ids: itertools.count, user_speaking: Callable[[], bool], view_follow_up_s: float = 30.0) -> None:
+                 turn_ids: itertools.count, user_speaking: Callable[[], bool],
+                 options: DuplexOptions | None = None) -> None:
         self.workers = workers
-        self.view_follow_up_s = view_follow_up_s
+        self.options = options or DuplexOptions()
         self.conversation, self.output, self.publish, self.clock = conversation, output, publish, clock
         self.tasks, self.recovery, self.turn_ids = tasks, recovery, turn_ids
         self.user_speaking = user_speaking
@@ -76,7 +79,8 @@ class Floor:
             if event.interim:
                 self.interrupt("user query (interim decision)")
             else:
-                self.take(self.worker(event.worker), event.text, event.from_time, event.typed, event.visual_context)
+                self.take(self.worker(event.worker), event.text, event.from_time, event.typed, event.visual_context,
+                          event.avg_logprob)
         elif isinstance(event, PlaybackStopped) and event.reason is PlaybackReason.FINISHED:
             turn = self.turn
             if turn is not None and turn.turn_id == event.turn_id and not turn.closed:
@@ -104,7 +108,7 @@ class Floor:
     # --- taking the floor ----------------------------------------------------------------------------
 
     def take(self, worker: Worker, question: str, from_time: float, typed: bool = False,
-             visual_context: str = "") -> None:
+             visual_context: str = "", avg_logprob: float | None = None) -> None:
         """``worker`` heard a query: stop whatever is being said, then it answers and the other listens."""
         if asks_for_silence(question):  # "Stop.": be quiet and listen; the words stay in the history
             self.interrupt("user asked for silence")
@@ -119,17 +123,22 @@ class Floor:
                                  reason="typed message" if typed else "query heard"))
         self.output.resume()
         # The view reaches the model only with a question about it: a small model repeats what it is shown.
+        options = self.options
         shown = bool(visual_context) and about_view(question, self.conversation.last_view_question_time(),
-                                                    from_time, self.view_follow_up_s)
+                                                    from_time, options.vision_follow_up_s)
+        # Too unsure of the words to answer: ask again (the question and the request stay in the history).
+        unsure = repeat_reason(question, avg_logprob, typed, options.repeat_below_logprob,
+                               options.repeat_lone_function_word)
         question_turn = self.conversation.add_user(question, from_time, typed=typed, visual_context=visual_context,
                                                    about_view=shown)
         turn_id = next(self.turn_ids)
         self.turn = OpenTurn(turn_id, worker, question, from_time, question_turn)
         self.publish(TurnStarted(time=self.clock.now(), worker=worker.name, turn_id=turn_id, question=question,
-                                 from_time=from_time, view_in_prompt=shown))
+                                 from_time=from_time, view_in_prompt=shown, asks_to_repeat=unsure))
         # Then it goes in the system prompt too, where even a small model heeds it.
         seen = f"The user's camera shows: {visual_context}" if shown else ""
-        worker.start_answer(turn_id, self.conversation.messages(extra_system=seen), self._answer_done)
+        worker.start_answer(turn_id, self.conversation.messages(extra_system=seen), self._answer_done,
+                            fixed_text=options.repeat_phrase if unsure else None)
 
     def interrupt(self, reason: str) -> None:
         if self.turn is not None and not self.turn.closed:

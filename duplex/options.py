@@ -43,6 +43,12 @@ class DuplexOptions:
     tts_lookahead_s: float = 2.5  # synthesise at most this far ahead of what is playing
     history_token_budget: int = 1500
     llm_stall_s: float = 15.0  # no progress (a token, a block of prompt read) for this long: hung, restarted
+    # Asking again (duplex/clarify.py): a spoken query heard too unsurely gets ``repeat_phrase``, not a guess.
+    # whisper's mean token log-probability (None: not on confidence). -0.5 was chosen on the fitted voices
+    # (piper joe, espeak en-us: <= 3 % of rightly heard questions asked again); docs/benchmarks.md, Answer quality.
+    repeat_below_logprob: float | None = -0.5
+    repeat_lone_function_word: bool = True  # "the" alone (a noise, a clipped start) is asked again
+    repeat_phrase: str = "Sorry, I didn't catch that. Could you say it again?"
     apology: str = "Sorry, something went wrong on my side. Could you say that again?"
     output_sample_rate: int = 48000
     # Camera: frames are sampled (often while the user speaks, rarely when idle), analysed one at a time off

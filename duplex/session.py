@@ -76,8 +76,7 @@ class DuplexSession:
         recovery = Recovery(self.output, publish, clock, options.apology, turn_ids)
         self.input = InputAnalysis(vad_factory(), self.output.echo_reference, options)
         self.floor = Floor(self.workers, self.conversation, self.output, publish, clock, self.tasks, recovery,
-                           turn_ids, user_speaking=lambda: self.segmentation.user_speaking,
-                           view_follow_up_s=options.vision_follow_up_s)
+                           turn_ids, user_speaking=lambda: self.segmentation.user_speaking, options=options)
         # A frame's analysis waits while the listener transcribes or decides (the ASR needs both cores).
         self.vision = VisionInput(vision, publish, clock, options,
                                   user_speaking=lambda: self.segmentation.user_speaking,

@@ -69,10 +69,14 @@ class Worker:
         return self.answer_task is not None and not self.answer_task.done()
 
     def start_answer(self, turn_id: int, messages: list[ChatMessage],
-                     on_done: Callable[[Worker, int, asyncio.Task], None]) -> asyncio.Task:
+                     on_done: Callable[[Worker, int, asyncio.Task], None],
+                     fixed_text: str | None = None) -> asyncio.Task:
+        """Answer ``messages`` with the language model, or (``fixed_text``) say that text as the answer."""
         self.answer_text = ""
         self._cancel = threading.Event()
-        task = asyncio.create_task(self._answer(turn_id, messages, self._cancel), name=f"answer-{self.name}-{turn_id}")
+        work = (self._answer(turn_id, messages, self._cancel) if fixed_text is None
+                else self._say(turn_id, fixed_text, self._cancel))
+        task = asyncio.create_task(work, name=f"answer-{self.name}-{turn_id}")
         task.add_done_callback(lambda t: on_done(self, turn_id, t))
         self.answer_task = task
         return task
@@ -92,6 +96,13 @@ class Worker:
         if not cancel.is_set():
             self.output.finish_turn(turn_id)
         return spoken.text
+
+    async def _say(self, turn_id: int, text: str, cancel: threading.Event) -> str:
+        self.answer_text = text
+        await self.speak(turn_id, text, cancel)
+        if not cancel.is_set():
+            self.output.finish_turn(turn_id)
+        return text
 
     async def speak(self, turn_id: int, text: str, cancel: threading.Event | None = None) -> float:
         """Synthesise ``text`` into the output queue; returns the seconds of audio queued."""

