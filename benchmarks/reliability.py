@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -46,6 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,22 @@ QUESTIONS = ["What is the capital of France?", "How many legs does a spider have
              "Which animal barks?"]
 KEYWORDS = ["France", "spider", "sky", "fruit", "two plus two", "penguins", "bees", "week", "ocean", "barks"]
 HOST = "127.0.0.1"
+
+
+@contextlib.asynccontextmanager
+async def helper_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, asyncio.StreamReader]]:
+    """This script run again as one of its helpers (``--peer``, ``--half-open``, ...): the process and its
+    stdout; killed and reaped on the way out, whatever the probe did with it."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).resolve()), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert child.stdout is not None  # stdout=PIPE
+        yield child, child.stdout
+    finally:
+        if child.returncode is None:
+            child.kill()
+        await child.wait()
 
 
 @dataclass
@@ -348,12 +366,8 @@ class Probes:
             return response.status
 
     async def f_vanishing_peer(self) -> Row:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--peer", self.base, self.token,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        try:
-            assert child.stdout is not None  # stdout=PIPE
-            line = await asyncio.wait_for(child.stdout.readline(), 60)
+        async with helper_process("--peer", self.base, self.token) as (child, stdout):
+            line = await asyncio.wait_for(stdout.readline(), 60)
             if b"connected" not in line:
                 return Row("f vanishing peer", "slot freed within ~5 s", f"the peer did not connect: {line!r}", False)
             await asyncio.sleep(1.0)  # the server is listening to a silent microphone
@@ -366,20 +380,10 @@ class Probes:
             reason = self.server.ended_calls[-1].close_reason if freed is not None and self.server.ended_calls else ""
             observed = f"freed after {fmt(freed)} ({reason})" if freed is not None else "still held after 40s"
             return Row("f vanishing peer", "slot freed within ~5 s", observed, freed is not None and freed <= 6.0)
-        finally:
-            if child.returncode is None:
-                child.kill()
-            await child.wait()
 
     async def g_half_open(self) -> Row:
         hold_s = 15.0
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--half-open", HOST, str(self.server.port), "300",
-            str(hold_s),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        try:
-            stdout = child.stdout
-            assert stdout is not None  # stdout=PIPE
+        async with helper_process("--half-open", HOST, str(self.server.port), "300", str(hold_s)) as (_, stdout):
             opened = (await asyncio.wait_for(stdout.readline(), 30)).decode().strip()
             started = time.monotonic()
             try:
@@ -390,10 +394,6 @@ class Probes:
             except (TimeoutError, aiohttp.ClientError) as error:
                 health, health_ok = f"failed ({type(error).__name__})", False
             closed = (await asyncio.wait_for(stdout.readline(), hold_s + 30)).decode().strip()
-        finally:
-            if child.returncode is None:
-                child.kill()
-            await child.wait()
         match = re.search(r"closed (\d+)", closed)
         dropped = int(match.group(1)) if match else 0
         observed = f"{opened}; /health {health}; server closed {dropped}/300 within {hold_s:.0f}s"
@@ -510,22 +510,14 @@ class Probes:
         held: list[str] = []
         try:
             for k in range(warm_up + calls):
-                child = await asyncio.create_subprocess_exec(
-                    sys.executable, str(Path(__file__).resolve()), "--long-peer", self.base, self.token,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-                try:
-                    assert child.stdout is not None  # stdout=PIPE
-                    line = await asyncio.wait_for(child.stdout.readline(), 60)
+                async with helper_process("--long-peer", self.base, self.token) as (child, stdout):
+                    line = await asyncio.wait_for(stdout.readline(), 60)
                     ids = list(self.server.calls)
                     if b"playing" not in line:
                         return Row("l vanishing long answers", "slots freed, RSS < 2 MiB per call",
                                    f"call {k + 1}: the answer did not start: {line!r}", False)
                     await asyncio.sleep(1.0)  # mid-answer: tokens, synthesis and playback all under way
                     child.kill()
-                finally:
-                    if child.returncode is None:
-                        child.kill()
-                    await child.wait()
                 killed = time.monotonic()
                 while any(i in self.server.calls for i in ids) and time.monotonic() - killed < 40:
                     await asyncio.sleep(0.1)

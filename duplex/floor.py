@@ -137,8 +137,8 @@ class Floor:
                                  from_time=from_time, view_in_prompt=shown, asks_to_repeat=unsure))
         # Then it goes in the system prompt too, where even a small model heeds it.
         seen = f"The user's camera shows: {visual_context}" if shown else ""
-        worker.start_answer(turn_id, self.conversation.messages(extra_system=seen), self._answer_done,
-                            fixed_text=options.repeat_phrase if unsure else None)
+        messages = [] if unsure else self.conversation.messages(extra_system=seen)  # asking again needs no prompt
+        worker.start_answer(turn_id, messages, self._answer_done, fixed_text=options.repeat_phrase if unsure else None)
 
     def interrupt(self, reason: str) -> None:
         if self.turn is not None and not self.turn.closed:

@@ -100,6 +100,7 @@ class DuplexSession:
         self.dropped_input_frames = 0
         self.loop_lag_ms: list[float] = []
         self.closed = False
+        self._close_done = asyncio.Event()
 
     # --- life cycle --------------------------------------------------------------------------------
 
@@ -111,19 +112,27 @@ class DuplexSession:
                 watch_loop_lag(self.loop_lag_ms, self.bus.publish, self.clock), name="loop-lag"))
 
     async def close(self) -> None:
+        """Stop everything; returns once done, also when another close began first (a caller that then
+        stops the loop must not cut a half-done close: its threads would run on)."""
         if self.closed:
+            await self._close_done.wait()
             return
         self.closed = True
-        self.floor.close()
-        for task in self._main_tasks:
-            task.cancel()
-        await asyncio.gather(*self._main_tasks, *self.tasks.cancel_all(), return_exceptions=True)
-        for worker in self.workers:
-            worker.close()
-        self._vad_executor.shutdown(wait=False, cancel_futures=True)
-        await self.vision.close()
-        if self.event_log is not None:
-            self.event_log.close()
+        try:
+            self.floor.close()
+            for task in self._main_tasks:
+                task.cancel()
+            await asyncio.gather(*self._main_tasks, *self.tasks.cancel_all(), return_exceptions=True)
+        finally:  # even when this close is cancelled: no thread pool may outlive the session
+            for worker in self.workers:
+                worker.close()
+            self._vad_executor.shutdown(wait=False, cancel_futures=True)
+            try:
+                await self.vision.close()
+            finally:
+                if self.event_log is not None:
+                    self.event_log.close()
+                self._close_done.set()
 
     async def __aenter__(self) -> DuplexSession:
         await self.start()

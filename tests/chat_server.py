@@ -42,9 +42,10 @@ def base(server: ChatServer) -> str:
     return f"http://127.0.0.1:{server.port}"
 
 
-async def wait_until(condition, timeout: float = 10.0) -> None:
+async def wait_until(condition, timeout: float = 10.0, describe=None) -> None:
+    """Poll ``condition``; on timeout the error carries ``describe()``, what was still left."""
     for _ in range(int(timeout / 0.05)):
         if condition():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"condition not met in time: {describe() if describe else ''}")

@@ -327,6 +327,18 @@ async def test_closing_during_an_answer_ends_the_turn_in_the_log():
     assert log.records[-1]["kind"] in ("TurnEnded", "PlaybackStopped")
 
 
+async def test_a_second_close_returns_only_when_the_first_has_finished():
+    """A call's close and a stopping server's close overlapped: the second returned at once, the loop was
+    stopped, and the first close never reached the thread pools (a VAD thread ran on for the whole test run)."""
+    session, _ = make_session()
+    await session.start()
+    first_close = asyncio.create_task(session.close())
+    await asyncio.sleep(0)  # the first close is under way, waiting for the session's tasks to end
+    assert session.closed and not first_close.done()
+    await session.close()
+    assert first_close.done()
+
+
 async def test_a_hung_model_is_restarted():
     # Real clock in part: the stall watchdog counts wall seconds; the hung call holds the virtual clock till then.
     llm = scripted(hang=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -66,6 +67,12 @@ async def test_spoken_question_answered_and_typed_message_interrupts(gradio_app,
     from ui.gradio_app import GRADIO_USER
 
     app, url, token = gradio_app
+    earlier = {t.ident for t in threading.enumerate()}
+
+    def session_threads() -> list[str]:  # the workers', the VAD's and the camera's pools
+        return [t.name for t in threading.enumerate()
+                if t.ident not in earlier and t.name.startswith(("worker-", "vad", "vision"))]
+
     question = read_audio(SAMPLE_QUESTION).convert(sample_rate=16000).mono_float32()
     wav = write_microphone_wav(tmp_path / "mic.wav", [(LEAD_S, question)], LEAD_S + 40)
     outside: list[str] = []
@@ -103,7 +110,14 @@ async def test_spoken_question_answered_and_typed_message_interrupts(gradio_app,
         log = await wait_for_text(page, "#decisions textarea",
                                   lambda t: "What is two plus two?" in t and t.count("completed:") >= 2, 40)
         chat = await text_of(page, "#chat")
+        sessions = [h.session for h in calls.values() if getattr(h, "session", None)]
         await page.close()  # close the call before the browser (fastrtc serves a limited number at once)
+        # A closed tab ends its session: its model threads and memory must not outlive the call.
+        deadline = time.monotonic() + 40
+        while (not all(s.closed for s in sessions) or session_threads()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert sessions and all(s.closed for s in sessions), "the closed page's session is still open"
+        assert not session_threads(), f"the closed page's session left threads running: {session_threads()}"
     print(log)
     assert "interrupted after" in log and "decision  <3> typed" in log
     assert "[interrupted]" in chat and "two plus two" in chat.lower()

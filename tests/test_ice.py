@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import uuid
 
 import aiohttp
@@ -75,6 +76,7 @@ async def test_a_mdns_candidate_opens_no_port_5353_and_the_call_connects(monkeyp
         return await original_create()
 
     monkeypatch.setattr(aioice.mdns, "create_mdns_protocol", spy_create)
+    earlier = {t.ident for t in threading.enumerate()}
     assert MDNS_PORT not in udp_ports(), "this process already listens on 5353: the check would mean nothing"
     server = ChatServer(FakeSessionFactory(), ServerOptions(port=0))  # binds 127.0.0.1: the restricted case
     await server.start()
@@ -100,3 +102,9 @@ async def test_a_mdns_candidate_opens_no_port_5353_and_the_call_connects(monkeyp
     finally:
         await client.close()
         await server.stop()
+    # The call's own close (the client hung up) and the server's overlapped: both done, no pool left running
+    # (its idle thread ends a moment after the pool is shut down).
+    def vad_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.ident not in earlier and t.name.startswith("vad")]
+
+    await wait_until(lambda: not vad_threads(), 2, vad_threads)

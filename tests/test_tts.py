@@ -9,7 +9,8 @@ from audio.frames import AudioFrame, rms_dbfs
 
 pytestmark = pytest.mark.slow
 
-RENDERINGS = 3
+# With 3, all three "Please set a timer" renderings were misheard in one CI run; each is 1 in 8 (24 measured).
+RENDERINGS = 5
 
 SENTENCES = [
     "The weather tomorrow will be sunny with a light breeze.",
@@ -29,7 +30,7 @@ def speak(synthesizer, text) -> AudioFrame:
 
 def test_piper_round_trip_through_asr(synthesizer, recognizer):
     """Piper varies every rendering (its noise is unseeded) and tiny.en sometimes mishears one ("Please set"
-    -> "Police at"), so a single rendering is a coin toss: judge three of each sentence together, and demand
+    -> "Police at"), so a single rendering is a coin toss: judge five of each sentence together, and demand
     that every sentence is understood at least once."""
     assert synthesizer.sample_rate == 22050
     errors = words = 0

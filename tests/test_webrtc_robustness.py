@@ -285,8 +285,11 @@ asyncio.run(main())
 
 async def test_a_peer_killed_mid_answer_leaves_no_session_or_thread_behind(make_server):
     """Each such call kept ~13 MB. After the teardown nothing may refer to the session any more."""
+    earlier = {t.ident for t in threading.enumerate()}  # an earlier test's pools are not this call's
+
     def session_threads() -> list[str]:  # the workers', the VAD's and the camera's pools
-        return [t.name for t in threading.enumerate() if t.name.startswith(("worker-", "vad", "vision"))]
+        return [t.name for t in threading.enumerate()
+                if t.ident not in earlier and t.name.startswith(("worker-", "vad", "vision"))]
 
     factory = FakeSessionFactory(answer_words=400)  # an answer that would play for about a minute
     server = await make_server(new_session=factory)
@@ -306,7 +309,7 @@ async def test_a_peer_killed_mid_answer_leaves_no_session_or_thread_behind(make_
     await asyncio.sleep(0.3)  # the call's last callbacks run
     gc.collect()
     assert session() is None, [type(r).__name__ for r in gc.get_referrers(session())]
-    await wait_until(lambda: not session_threads(), 5)
+    await wait_until(lambda: not session_threads(), 5, session_threads)
 
 
 async def test_ended_calls_are_small_summaries_not_sessions(make_server):

@@ -111,6 +111,7 @@ class RealtimeConnection:
                                         instructions=session.conversation.system_prompt, voice=options.voice)
         self.live = LiveEvents(session)
         self.closed = False
+        self._close_done = asyncio.Event()
         self.close_reason = ""
         self.errors_sent = 0
         self._ids = itertools.count(1)
@@ -154,7 +155,9 @@ class RealtimeConnection:
             await self.close(reason)
 
     async def close(self, reason: str) -> None:
+        """End the connection; returns once it has ended, also when another close began first."""
         if self.closed:
+            await self._close_done.wait()
             return
         self.closed = True
         self.close_reason = reason
@@ -170,6 +173,7 @@ class RealtimeConnection:
         finally:
             if self._on_closed is not None:
                 self._on_closed(self)
+            self._close_done.set()
 
     def _spawn(self, coroutine, name: str) -> None:
         self.tasks.spawn(coroutine, name)

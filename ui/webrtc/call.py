@@ -70,6 +70,7 @@ class Call:
         self.channel = None
         self.muted = False
         self.closed = False
+        self._close_done = asyncio.Event()
         self.close_reason = ""
         self.audio_frames_in = 0
         self.camera_frames_in = 0
@@ -259,7 +260,10 @@ class Call:
         self.tasks.spawn(coroutine, name, after_close=name == "close")
 
     async def close(self, reason: str = "closed") -> None:
+        """End the call; returns once it has ended, also when another close (a state change, a stopping
+        server) began first: a caller that moves on, or stops the loop, must not cut a half-done close."""
         if self.closed:
+            await self._close_done.wait()
             return
         self.closed = True
         self.close_reason = reason
@@ -274,6 +278,7 @@ class Call:
                     log.exception("call %s: %s failed while closing", self.id, step.__qualname__)
         finally:  # even when cancelled (a server stopping gives each close a deadline): the slot is freed
             self._on_closed(self)
+            self._close_done.set()
 
     def summary(self) -> CallSummary:
         return CallSummary(self.id, self.close_reason, self.audio_frames_in, self.camera_frames_in,
