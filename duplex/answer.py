@@ -18,6 +18,7 @@ import numpy as np
 
 from audio.clauses import ClauseChunker
 from audio.frames import AudioFrame
+from duplex.answer_guard import EchoGuard
 from duplex.clock import Clock
 from duplex.models import ChatMessage, GenerationOptions, LanguageModel, SpeechSynthesizer
 from duplex.threads import iterate_in_thread
@@ -50,6 +51,7 @@ class SpeechSink(Protocol):
 class SpokenAnswer:
     text: str = ""  # what the model wrote, unstripped
     clauses: list[str] = field(default_factory=list)  # handed to the synthesizer, in order
+    echo: str = ""  # the guard stopped the model: what it had written (only saying the question back)
 
 
 class AnswerPipeline:
@@ -67,11 +69,12 @@ class AnswerPipeline:
         self.executor = executor
 
     async def answer(self, messages: Sequence[ChatMessage], sink: SpeechSink, cancel: threading.Event,
-                     on_text: Callable[[str], None] | None = None) -> SpokenAnswer:
+                     on_text: Callable[[str], None] | None = None, guard: EchoGuard | None = None) -> SpokenAnswer:
         """Speak the model's answer to ``messages`` into ``sink``; ``on_text`` sees each piece of text as it comes.
 
         Setting ``cancel`` (or cancelling the task) stops the model and the voice at their next step; any
-        failure sets ``cancel`` too, so that neither runs on.
+        failure sets ``cancel`` too, so that neither runs on. ``guard``: the clauses pass it before the voice
+        (duplex/answer_guard.py); when it finds an echo, the model is stopped and its replacement is said.
         """
         spoken = SpokenAnswer()
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
@@ -96,10 +99,22 @@ class AnswerPipeline:
                 if on_text is not None:
                     on_text(piece)
                 for clause in chunker.push(piece):
-                    clauses.put_nowait(clause)
-            await pieces.aclose()
-            for clause in chunker.flush():
-                clauses.put_nowait(clause)
+                    for ready in guard.push(clause) if guard else [clause]:
+                        clauses.put_nowait(ready)
+                if guard:
+                    for ready in guard.see(spoken.text):
+                        clauses.put_nowait(ready)
+                    if guard.echoed:
+                        break
+            await pieces.aclose()  # after a break, the model stops at its next token
+            if not (guard and guard.echoed):
+                for clause in chunker.flush():
+                    for ready in guard.push(clause) if guard else [clause]:
+                        clauses.put_nowait(ready)
+                for ready in guard.flush() if guard else []:
+                    clauses.put_nowait(ready)
+            if guard and guard.echoed:
+                spoken.echo = guard.written
             clauses.put_nowait(None)
             await speaker
         except BaseException:

@@ -201,6 +201,16 @@ class TurnEnded(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AnswerReplaced(Event):
+    """The echo guard stopped an answer that only said the question back; ``said`` was spoken instead."""
+
+    worker: str
+    turn_id: int
+    written: str  # what the model had written
+    said: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class AnswerTruncated(Event):
     """A transport said how much of an answer its user heard (less than was sent): the history keeps that."""
 

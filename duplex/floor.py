@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from duplex.answer_guard import EchoGuard
 from duplex.clarify import repeat_reason
 from duplex.clock import Clock
 from duplex.conversation import Conversation, Turn
@@ -138,7 +139,9 @@ class Floor:
         # Then it goes in the system prompt too, where even a small model heeds it.
         seen = f"The user's camera shows: {visual_context}" if shown else ""
         messages = [] if unsure else self.conversation.messages(extra_system=seen)  # asking again needs no prompt
-        worker.start_answer(turn_id, messages, self._answer_done, fixed_text=options.repeat_phrase if unsure else None)
+        guard = EchoGuard(question, options.repeat_phrase) if options.echo_guard and not typed else None
+        worker.start_answer(turn_id, messages, self._answer_done, fixed_text=options.repeat_phrase if unsure else None,
+                            guard=guard)
 
     def interrupt(self, reason: str) -> None:
         if self.turn is not None and not self.turn.closed:

@@ -49,6 +49,9 @@ class DuplexOptions:
     repeat_below_logprob: float | None = -0.5
     repeat_lone_function_word: bool = True  # "the" alone (a noise, a clipped start) is asked again
     repeat_phrase: str = "Sorry, I didn't catch that. Could you say it again?"
+    # An answer to a spoken query whose first sentence only says the question back (duplex/answer_guard.py)
+    # is stopped and ``repeat_phrase`` said instead: such echoes follow mishearings. Typed text is not guarded.
+    echo_guard: bool = True
     apology: str = "Sorry, something went wrong on my side. Could you say that again?"
     output_sample_rate: int = 48000
     # Camera: frames are sampled (often while the user speaks, rarely when idle), analysed one at a time off

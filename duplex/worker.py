@@ -18,10 +18,11 @@ import numpy as np
 from audio.asr import Transcript
 from audio.frames import AudioFrame
 from duplex.answer import AnswerPipeline
+from duplex.answer_guard import EchoGuard
 from duplex.bus import EventBus
 from duplex.clock import Clock
 from duplex.decision import SegmentEvidence, StateDecision
-from duplex.events import AssistantAudio, LLMToken
+from duplex.events import AnswerReplaced, AssistantAudio, LLMToken
 from duplex.models import ChatMessage, GenerationOptions, StateDecider, WorkerModels
 from duplex.playback import PlaybackBuffer
 
@@ -70,11 +71,12 @@ class Worker:
 
     def start_answer(self, turn_id: int, messages: list[ChatMessage],
                      on_done: Callable[[Worker, int, asyncio.Task], None],
-                     fixed_text: str | None = None) -> asyncio.Task:
-        """Answer ``messages`` with the language model, or (``fixed_text``) say that text as the answer."""
+                     fixed_text: str | None = None, guard: EchoGuard | None = None) -> asyncio.Task:
+        """Answer ``messages`` with the language model, or (``fixed_text``) say that text as the answer;
+        ``guard`` checks the model's first sentence before it is spoken (duplex/answer_guard.py)."""
         self.answer_text = ""
         self._cancel = threading.Event()
-        work = (self._answer(turn_id, messages, self._cancel) if fixed_text is None
+        work = (self._answer(turn_id, messages, self._cancel, guard) if fixed_text is None
                 else self._say(turn_id, fixed_text, self._cancel))
         task = asyncio.create_task(work, name=f"answer-{self.name}-{turn_id}")
         task.add_done_callback(lambda t: on_done(self, turn_id, t))
@@ -87,12 +89,20 @@ class Worker:
         if self.answer_task is not None and not self.answer_task.done():
             self.answer_task.cancel()
 
-    async def _answer(self, turn_id: int, messages: list[ChatMessage], cancel: threading.Event) -> str:
+    async def _answer(self, turn_id: int, messages: list[ChatMessage], cancel: threading.Event,
+                      guard: EchoGuard | None = None) -> str:
         def on_text(piece: str) -> None:
             self.answer_text += piece
             self.bus.publish(LLMToken(time=self.clock.now(), worker=self.name, turn_id=turn_id, text=piece))
 
-        spoken = await self._pipeline().answer(messages, _PlaybackSink(self, turn_id), cancel, on_text)
+        if guard is not None:
+            def on_echo(written: str) -> None:  # the history and the turn's answer hold what is said instead
+                self.answer_text = guard.replacement
+                self.bus.publish(AnswerReplaced(time=self.clock.now(), worker=self.name, turn_id=turn_id,
+                                                written=written, said=guard.replacement))
+
+            guard.on_echo = on_echo
+        spoken = await self._pipeline().answer(messages, _PlaybackSink(self, turn_id), cancel, on_text, guard)
         if not cancel.is_set():
             self.output.finish_turn(turn_id)
         return spoken.text

@@ -74,8 +74,10 @@ class ScriptedLLM:
     name = "scripted"
 
     def __init__(self, extra_words: int = 12, delay_s: float = 0.005, fail: bool = False, hang: bool = False,
-                 reading_s: float = 0.0):
+                 reading_s: float = 0.0, echo: bool = False):
         self.extra_words, self.delay_s, self.fail, self.hang = extra_words, delay_s, fail, hang
+        self.echo = echo  # begin with the question said back ("What is it?" -> "What is it.") as a small model does
+        self.words_written = 0
         self.reading_s = reading_s  # a long prompt: "still working" pieces for this long before the first word
         self.release = threading.Event()
         self.requests: list[list] = []
@@ -103,12 +105,14 @@ class ScriptedLLM:
                 return
             time.sleep(0.05)
             yield ""
-        words = f"Answer to {messages[-1].content.split()[0]}.".split() + [
-            f"word{i}{',' if i % 4 == 3 else ''}" for i in range(self.extra_words)]
+        opening = (messages[-1].content.rstrip("?!.") + "." if self.echo
+                   else f"Answer to {messages[-1].content.split()[0]}.")
+        words = opening.split() + [f"word{i}{',' if i % 4 == 3 else ''}" for i in range(self.extra_words)]
         for i, word in enumerate(words):
             if cancel is not None and cancel.is_set():
                 return
             spend(self.delay_s)
+            self.words_written += 1
             yield (" " if i else "") + word
         yield "."
 

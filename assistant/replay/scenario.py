@@ -18,7 +18,7 @@ import yaml
 from assistant.config import ConfigError
 
 CATEGORIES = ("plain_turn", "barge_in", "noise_during_answer", "noise_while_idle", "pause", "backchannel",
-              "typed", "own_voice", "double_interrupt", "camera", "side_talk", "long_session")
+              "typed", "own_voice", "double_interrupt", "camera", "side_talk", "long_session", "unclear")
 
 
 class ScenarioRole(str, enum.Enum):

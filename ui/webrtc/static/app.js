@@ -181,6 +181,7 @@ function onMessage(message) {
       break;
     case "TurnStarted": bubble(message.turn_id); break;
     case "LLMToken": { const li = bubble(message.turn_id); li.querySelector(".text").textContent += message.text; scroll(); break; }
+    case "AnswerReplaced": bubble(message.turn_id).querySelector(".text").textContent = message.said; break;  // an echo, not said
     case "TurnEnded": {
       const li = bubble(message.turn_id);
       if (message.status === "interrupted") { li.classList.add("interrupted"); li.querySelector(".text").textContent = message.spoken || "(nothing heard)"; }
