@@ -51,7 +51,6 @@ class SpeechSink(Protocol):
 class SpokenAnswer:
     text: str = ""  # what the model wrote, unstripped
     clauses: list[str] = field(default_factory=list)  # handed to the synthesizer, in order
-    echo: str = ""  # the guard stopped the model: what it had written (only saying the question back)
 
 
 class AnswerPipeline:
@@ -80,6 +79,14 @@ class AnswerPipeline:
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak_clauses(clauses, sink, cancel, spoken))
         chunker = ClauseChunker(first_phrase_words=self.first_phrase_words)
+
+        def release(ready: list[str]) -> None:
+            for clause in ready:
+                clauses.put_nowait(clause)
+
+        def through_guard(clause: str) -> list[str]:
+            return guard.push(clause) if guard else [clause]
+
         try:
             pieces = iterate_in_thread(
                 lambda: self.language_model.stream_chat(messages, self.generation, cancel), self.executor, cancel)
@@ -99,22 +106,17 @@ class AnswerPipeline:
                 if on_text is not None:
                     on_text(piece)
                 for clause in chunker.push(piece):
-                    for ready in guard.push(clause) if guard else [clause]:
-                        clauses.put_nowait(ready)
+                    release(through_guard(clause))
                 if guard:
-                    for ready in guard.see(spoken.text):
-                        clauses.put_nowait(ready)
+                    release(guard.see(spoken.text))
                     if guard.echoed:
                         break
             await pieces.aclose()  # after a break, the model stops at its next token
             if not (guard and guard.echoed):
                 for clause in chunker.flush():
-                    for ready in guard.push(clause) if guard else [clause]:
-                        clauses.put_nowait(ready)
-                for ready in guard.flush() if guard else []:
-                    clauses.put_nowait(ready)
-            if guard and guard.echoed:
-                spoken.echo = guard.written
+                    release(through_guard(clause))
+                if guard:
+                    release(guard.flush())
             clauses.put_nowait(None)
             await speaker
         except BaseException:

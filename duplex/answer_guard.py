@@ -47,7 +47,11 @@ def content_words(text: str) -> set[str]:
 
 def adds_a_word(question: str, text: str) -> bool:
     """Does ``text`` hold a content word that ``question`` does not?"""
-    return bool(content_words(text) - content_words(question))
+    return _adds_to(content_words(question), text)
+
+
+def _adds_to(question_words: set[str], text: str) -> bool:
+    return bool(content_words(text) - question_words)
 
 
 class EchoGuard:
@@ -57,6 +61,7 @@ class EchoGuard:
 
     def __init__(self, question: str, replacement: str, on_echo: Callable[[str], None] | None = None) -> None:
         self.question, self.replacement, self.on_echo = question, replacement, on_echo
+        self._question_words = content_words(question)  # once: ``see`` runs at every piece of the answer
         self.held: list[str] = []
         self.decided = False
         self.echoed = False
@@ -66,7 +71,7 @@ class EchoGuard:
             return [clause]
         self.held.append(clause)
         text = " ".join(self.held)
-        if adds_a_word(self.question, text):
+        if _adds_to(self._question_words, text):
             return self._release()
         if _SENTENCE_END.search(clause):
             return self._replace()
@@ -79,14 +84,14 @@ class EchoGuard:
         if self.decided or not self.held:
             return []
         finished = re.sub(r"[A-Za-z0-9']+$", "", written)
-        return self._release() if adds_a_word(self.question, finished) else []
+        return self._release() if _adds_to(self._question_words, finished) else []
 
     def flush(self) -> list[str]:
         """The model has finished: what is still held is its whole answer."""
         if self.decided or not self.held:
             self.decided = True
             return []
-        return self._replace() if not adds_a_word(self.question, " ".join(self.held)) else self._release()
+        return self._replace() if not _adds_to(self._question_words, " ".join(self.held)) else self._release()
 
     @property
     def written(self) -> str:

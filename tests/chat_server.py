@@ -4,6 +4,8 @@ models in a real browser: test_webrtc_browser.py). The ``make_server`` fixture (
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from duplex.bus import EventLog
@@ -49,3 +51,16 @@ async def wait_until(condition, timeout: float = 10.0, describe=None) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"condition not met in time: {describe() if describe else ''}")
+
+
+SESSION_THREAD_PREFIXES = ("worker-", "vad", "vision")  # the workers', the VAD's and the camera's pools
+
+
+def threads_started_from_now(prefixes: tuple[str, ...] = SESSION_THREAD_PREFIXES) -> Callable[[], list[str]]:
+    """A probe naming the live threads with these prefixes that were started after this call: an earlier
+    test's pools, still winding down, are not this test's."""
+    earlier = {t.ident for t in threading.enumerate()}
+
+    def started() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.ident not in earlier and t.name.startswith(prefixes)]
+    return started

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +15,7 @@ import pytest
 
 from audio.wavfile import read_audio
 from tests.browser import chromium, write_microphone_wav
+from tests.chat_server import threads_started_from_now
 from tests.conftest import SAMPLE_QUESTION
 
 pytestmark = pytest.mark.slow
@@ -67,11 +67,7 @@ async def test_spoken_question_answered_and_typed_message_interrupts(gradio_app,
     from ui.gradio_app import GRADIO_USER
 
     app, url, token = gradio_app
-    earlier = {t.ident for t in threading.enumerate()}
-
-    def session_threads() -> list[str]:  # the workers', the VAD's and the camera's pools
-        return [t.name for t in threading.enumerate()
-                if t.ident not in earlier and t.name.startswith(("worker-", "vad", "vision"))]
+    session_threads = threads_started_from_now()
 
     question = read_audio(SAMPLE_QUESTION).convert(sample_rate=16000).mono_float32()
     wav = write_microphone_wav(tmp_path / "mic.wav", [(LEAD_S, question)], LEAD_S + 40)

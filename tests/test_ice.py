@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import uuid
 
 import aiohttp
@@ -16,7 +15,7 @@ import psutil
 import pytest
 from aiortc import RTCSessionDescription
 
-from tests.chat_server import FakeSessionFactory, base, wait_until
+from tests.chat_server import FakeSessionFactory, base, threads_started_from_now, wait_until
 from tests.webrtc_client import ClientCall, SignalMicrophone
 from ui.webrtc.ice import restrict_ice_to
 from ui.webrtc.options import ServerOptions
@@ -76,7 +75,7 @@ async def test_a_mdns_candidate_opens_no_port_5353_and_the_call_connects(monkeyp
         return await original_create()
 
     monkeypatch.setattr(aioice.mdns, "create_mdns_protocol", spy_create)
-    earlier = {t.ident for t in threading.enumerate()}
+    vad_threads = threads_started_from_now(("vad",))
     assert MDNS_PORT not in udp_ports(), "this process already listens on 5353: the check would mean nothing"
     server = ChatServer(FakeSessionFactory(), ServerOptions(port=0))  # binds 127.0.0.1: the restricted case
     await server.start()
@@ -104,7 +103,4 @@ async def test_a_mdns_candidate_opens_no_port_5353_and_the_call_connects(monkeyp
         await server.stop()
     # The call's own close (the client hung up) and the server's overlapped: both done, no pool left running
     # (its idle thread ends a moment after the pool is shut down).
-    def vad_threads() -> list[str]:
-        return [t.name for t in threading.enumerate() if t.ident not in earlier and t.name.startswith("vad")]
-
     await wait_until(lambda: not vad_threads(), 2, vad_threads)

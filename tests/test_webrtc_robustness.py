@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 import weakref
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from duplex.text import clean_text
-from tests.chat_server import FakeSessionFactory, base, wait_until
+from tests.chat_server import FakeSessionFactory, base, threads_started_from_now, wait_until
 from tests.webrtc_client import ClientCall, SignalMicrophone
 from ui.webrtc import log_limit
 from ui.webrtc.log_limit import RateLimitFilter
@@ -285,11 +284,7 @@ asyncio.run(main())
 
 async def test_a_peer_killed_mid_answer_leaves_no_session_or_thread_behind(make_server):
     """Each such call kept ~13 MB. After the teardown nothing may refer to the session any more."""
-    earlier = {t.ident for t in threading.enumerate()}  # an earlier test's pools are not this call's
-
-    def session_threads() -> list[str]:  # the workers', the VAD's and the camera's pools
-        return [t.name for t in threading.enumerate()
-                if t.ident not in earlier and t.name.startswith(("worker-", "vad", "vision"))]
+    session_threads = threads_started_from_now()
 
     factory = FakeSessionFactory(answer_words=400)  # an answer that would play for about a minute
     server = await make_server(new_session=factory)
