@@ -1,6 +1,7 @@
 """The duplex core's measured outcomes, with the real models, in real time.
 
     .venv/bin/python benchmarks/duplex_latency.py [--turns 10] [--barge-ins 10] [--noise-runs 20] [--data DIR]
+    .venv/bin/python benchmarks/duplex_latency.py --turns 20 --against duplex.echo_guard=false
 
 Scripted timelines (user speech synthesised with the bundled Piper voice; noise from the shared
 recordings) are played into a session exactly as the tests do, and the event logs give:
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import platform
 import sys
 from datetime import date
@@ -40,6 +42,7 @@ from duplex.bus import EventLog  # noqa: E402
 from duplex.decision import StateToken  # noqa: E402
 from duplex.events import Duck, Interrupt, PlaybackStarted, Resume, StateDecided  # noqa: E402
 from duplex.models import GenerationOptions  # noqa: E402
+from duplex.options import DuplexOptions  # noqa: E402
 from duplex.session import DuplexSession  # noqa: E402
 from duplex.timeline import Timeline, run_timeline  # noqa: E402
 
@@ -93,10 +96,10 @@ class Bench:
         return self.cache[text]
 
     async def run(self, timeline: Timeline, tail_s: float, max_tokens: int,
-                  echo_gain: float = 0.0) -> tuple[EventLog, float]:
+                  echo_gain: float = 0.0, options: DuplexOptions | None = None) -> tuple[EventLog, float]:
         """The session's events, and the session clock time of the timeline's start."""
         log = EventLog()
-        session = DuplexSession(worker_models(self.stack), self.decider, SileroVad, self.config.duplex,
+        session = DuplexSession(worker_models(self.stack), self.decider, SileroVad, options or self.config.duplex,
                                 system_prompt=self.config.llm.system_prompt,
                                 generation=GenerationOptions(max_tokens=max_tokens), event_log=log)
         async with session:
@@ -104,17 +107,43 @@ class Bench:
         self.loop_lag.extend(session.loop_lag_ms)
         return log, result.start_time
 
+    async def turn(self, i: int, options: DuplexOptions | None = None) -> float | None:
+        """Question ``i`` to an idle assistant: its first answer audio after the end of the speech."""
+        question = self.say(QUESTIONS[i % len(QUESTIONS)])
+        log, start_time = await self.run(Timeline(1.0).add_audio(0.5, question), tail_s=3.0, max_tokens=40,
+                                         options=options)
+        end = start_time + 0.5 + voiced_span(question)[1]
+        starts = log.of_type(PlaybackStarted)
+        return starts[0].time - end if starts else None
+
     async def turns(self, count: int) -> list[float]:
         latencies = []
         for i in range(count):
-            question = self.say(QUESTIONS[i % len(QUESTIONS)])
-            log, start_time = await self.run(Timeline(1.0).add_audio(0.5, question), tail_s=3.0, max_tokens=40)
-            end = start_time + 0.5 + voiced_span(question)[1]
-            starts = log.of_type(PlaybackStarted)
-            if starts:
-                latencies.append(starts[0].time - end)
-            print(f"  turn {i + 1}: {latencies[-1] if starts else float('nan'):.2f} s", flush=True)
+            latency = await self.turn(i)
+            if latency is not None:
+                latencies.append(latency)
+            print(f"  turn {i + 1}: {latency if latency is not None else float('nan'):.2f} s", flush=True)
         return latencies
+
+    async def paired_turns(self, count: int, changed: DuplexOptions) -> tuple[list[float], list[float], list[bool]]:
+        """Each question with the defaults and with ``changed``, one after the other, the order swapped every
+        other question: the second of a pair finds the model's prompt cache warm, so each side goes first
+        equally often. Returns both sides' latencies and, per pair, whether the defaults went first."""
+        before: list[float] = []
+        after: list[float] = []
+        defaults_first: list[bool] = []
+        for i in range(count):
+            results: dict[bool, float | None] = {}
+            for with_change in ((False, True) if i % 2 == 0 else (True, False)):
+                results[with_change] = await self.turn(i, changed if with_change else None)
+            default, change = results[False], results[True]
+            if default is not None and change is not None:
+                before.append(default)
+                after.append(change)
+                defaults_first.append(i % 2 == 0)
+            print(f"  turn {i + 1}: default {default if default is not None else float('nan'):.2f} s, "
+                  f"changed {change if change is not None else float('nan'):.2f} s", flush=True)
+        return before, after, defaults_first
 
     async def barge_ins(self, count: int) -> tuple[list[float], list[float], list[float], int]:
         stops: list[float] = []
@@ -193,6 +222,28 @@ class Bench:
 
 async def main_async(args) -> None:
     bench = Bench(find_data_dir(args.data))
+    if args.against:
+        changed = copy.deepcopy(bench.config)
+        for assignment in args.against:
+            dotted, _, value = assignment.partition("=")
+            changed.set(dotted.strip(), value.strip())
+        print(f"turn-taking, defaults against {', '.join(args.against)}:")
+        before, after, defaults_first = await bench.paired_turns(args.turns, changed.duplex)
+        ratios = [b / a for a, b in zip(before, after)]
+        # the change's own effect with the cache's order effect cancelled: the mean of the two orders' means
+        by_order = [[b - a for a, b, first in zip(before, after, defaults_first) if first is went_first]
+                    for went_first in (True, False)]
+        effect = float(np.mean([np.mean(d) for d in by_order if d])) if any(by_order) else float("nan")
+        order = (float(np.mean(by_order[1]) - np.mean(by_order[0])) / 2 if all(by_order) else float("nan"))
+        print(f"\n{date.today()}, {platform.machine()}, 2-core VM, bundled models, real-time timelines\n")
+        print("| turn-taking: first answer audio after end of speech | p50 | p90 |\n|---|---|---|")
+        print(f"| defaults (n={len(before)}) | {percentile(before, 50):.2f} s | {percentile(before, 90):.2f} s |")
+        print(f"| {', '.join(args.against)} (n={len(after)}) | {percentile(after, 50):.2f} s | "
+              f"{percentile(after, 90):.2f} s |")
+        print(f"| changed / default, per question, median | {percentile(ratios, 50):.3f} | |")
+        print(f"| changed - default, mean, both orders weighed alike | {1000 * effect:+.0f} ms | |")
+        print(f"| going first rather than second (the prompt cache cold), mean | {1000 * order:+.0f} ms | |")
+        return
     if bench.data_dir is None:
         print("note: no recordings folder: noise events are backchannels and echo only")
     print("turn-taking:")
@@ -229,6 +280,8 @@ def main() -> None:
     parser.add_argument("--noise-runs", type=int, default=20, help="answers with 4 noise/backchannel events each")
     parser.add_argument("--echo-runs", type=int, default=10, help="answers heard back through open speakers")
     parser.add_argument("--data", help="the recordings folder (default ../shared/data/audio)")
+    parser.add_argument("--against", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="only turn-taking, each question with the defaults and with this change (repeatable)")
     asyncio.run(main_async(parser.parse_args()))
 
 

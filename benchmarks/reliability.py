@@ -209,12 +209,15 @@ class Probes:
         self.base = f"http://{HOST}:{server.port}"
         self.token = server.token
 
+    def call_logs(self, call_id: str) -> list[Path]:
+        folder = Path(self.server.options.event_log_dir)
+        return [path for path in folder.glob("*.jsonl")
+                if re.search(rf"(^|-)call-{call_id}\.jsonl$|-{call_id}-", path.name)]
+
     def logged_failures(self, call_id: str) -> int | None:
         """Failed turns in the call's own event log (the data channel may drop events for a slow reader; the
         log has every one); None when no log of that call is found."""
-        folder = Path(self.server.options.event_log_dir)
-        logs = [path for path in folder.glob("*.jsonl")
-                if re.search(rf"(^|-)call-{call_id}\.jsonl$|-{call_id}-", path.name)]
+        logs = self.call_logs(call_id)
         if not logs:
             return None
         failed = 0
@@ -488,13 +491,16 @@ class Probes:
         first = median([r["latency_s"] for t, r in results if t <= window_s and r["latency_s"] is not None])
         last = median([r["latency_s"] for t, r in results if t >= elapsed - window_s and r["latency_s"] is not None])
         growth, swing, slope = rss_growth(rss, warm_up_s, window_s, elapsed)
+        for path in self.call_logs(str(peer.body.get("call_id"))):
+            print_turn_stages(path)
         observed = (f"{len(results)} questions in {elapsed / 60:.1f} min, failed {len(failed)} "
                     f"({'no log' if logged is None else logged} in the event log); first audio p50 "
                     f"first {window_s / 60:.1f} min {fmt(first)}, last {fmt(last)}; RSS growth after "
                     f"{warm_up_s / 60:.1f} min warm-up {'-' if growth is None else f'{growth:+.1f} MiB'} "
                     f"(median of the last {window_s / 60:.1f} min minus the first; samples {swing}, "
                     f"trend {'-' if slope is None else f'{slope * 600:+.1f} MiB per 10 min'})")
-        flat = first is not None and last is not None and last <= first * 1.5 + 0.3
+        # flat: within a fifth (the history budget of 1500 tokens rose 37 %, from attention over a longer prompt)
+        flat = first is not None and last is not None and last <= first * 1.2
         ok = not failed and not logged and flat and growth is not None and growth < 20 and elapsed >= minutes * 60 - 10
         return Row(f"j soak {minutes} min", "0 failed, latency flat, RSS +<20 MB", observed, ok)
 
@@ -689,10 +695,13 @@ async def main(args) -> int:
     if in_process:
         config = AssistantConfig()
         config.llm.max_answer_tokens = args.answer_tokens
+        for assignment in args.set:
+            dotted, _, value = assignment.partition("=")
+            config.set(dotted.strip(), value.strip())
         models = AssistantModels(config, progress=not args.quiet)
         with tempfile.TemporaryDirectory() as tmp:
-            server = ChatServer(models.new_session,
-                                ServerOptions(host=HOST, port=0, event_log_dir=str(Path(tmp) / "calls")))
+            log_dir = args.keep_event_logs or str(Path(tmp) / "calls")
+            server = ChatServer(models.new_session, ServerOptions(host=HOST, port=0, event_log_dir=log_dir))
             await server.start()
             probes = Probes(server, args, config)
             methods = {name[0]: getattr(probes, name) for name in dir(probes) if re.match(r"[a-jl]_", name)}
@@ -722,6 +731,34 @@ async def main(args) -> int:
     return 0 if all(r.passed for r in rows) else 1
 
 
+def print_turn_stages(path: Path, parts: int = 6) -> None:
+    """Where a call's first-audio time goes, turn by turn, from its event log: the question to the model's
+    first token (the prompt read), that token to the first audio (the first phrase written and voiced)."""
+    turns: dict[int, dict[str, float]] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        kind, turn = event.get("kind"), turns.get(event.get("turn_id", -1))
+        if kind == "TurnStarted":
+            turns[event["turn_id"]] = {"asked": event["from_time"]}
+        elif kind == "LLMToken" and turn is not None:
+            turn.setdefault("token", event["time"])
+        elif kind == "AssistantAudio" and turn is not None:
+            turn.setdefault("audio", event["time"])
+    done = [t for _, t in sorted(turns.items()) if "token" in t and "audio" in t]
+    if not done:
+        return
+    size = max(1, -(-len(done) // parts))
+    print(f"  turn stages, {path.name}: p50 question -> first token / first token -> first audio (ms)")
+    for k in range(0, len(done), size):
+        chunk = done[k:k + size]
+        prompt = median([t["token"] - t["asked"] for t in chunk]) or 0.0
+        phrase = median([t["audio"] - t["token"] for t in chunk]) or 0.0
+        print(f"    turns {k + 1}-{k + len(chunk)}: {1000 * prompt:.0f} / {1000 * phrase:.0f}", flush=True)
+
+
 def print_table(rows: list[Row]) -> None:
     widths = [max(len(h), *(len(getattr(r, f)) for r in rows)) if rows else len(h)
               for h, f in (("probe", "probe"), ("expected", "expected"))]
@@ -739,6 +776,9 @@ def parse_args(argv=None):
     parser.add_argument("--vanish-calls", type=int, default=10, help="calls whose peer vanishes, probe l")
     parser.add_argument("--answer-tokens", type=int, default=24, help="longest answer, in tokens")
     parser.add_argument("--quiet", action="store_true", help="no model loading progress")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="an assistant option, e.g. --set duplex.history_token_budget=1500 (repeatable)")
+    parser.add_argument("--keep-event-logs", metavar="DIR", help="write the calls' event logs here, kept")
     parser.add_argument("--peer", nargs=2, metavar=("BASE", "TOKEN"), help=argparse.SUPPRESS)
     parser.add_argument("--long-peer", nargs=2, metavar=("BASE", "TOKEN"), help=argparse.SUPPRESS)
     parser.add_argument("--half-open", nargs=4, metavar=("HOST", "PORT", "N", "HOLD_S"), help=argparse.SUPPRESS)

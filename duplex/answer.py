@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -50,7 +50,58 @@ class SpeechSink(Protocol):
 @dataclass
 class SpokenAnswer:
     text: str = ""  # what the model wrote, unstripped
-    clauses: list[str] = field(default_factory=list)  # handed to the synthesizer, in order
+    clauses: list[str] = field(default_factory=list)  # put into the sink, in order (not what the guard dropped)
+
+
+@dataclass(frozen=True)
+class _Clause:
+    text: str
+    held: bool  # the echo guard had not decided yet: synthesised into the held audio, not the sink
+
+
+class _HeldAudio:
+    """The audio of the clauses the echo guard still holds, synthesised ahead: put into the real sink, in
+    order, the moment the guard lets them through; dropped if it finds an echo."""
+
+    def __init__(self, sink: SpeechSink, spoken: SpokenAnswer) -> None:
+        self.sink, self.spoken = sink, spoken
+        self.state: Literal["held", "released", "dropped"] = "held"
+        self._frames: list[tuple[AudioFrame, str]] = []
+        self._texts: list[str] = []
+
+    @property
+    def sample_rate(self) -> int | None:
+        return self.sink.sample_rate
+
+    def seconds_ahead(self) -> float:
+        return self.sink.seconds_ahead()
+
+    def paused(self) -> bool:
+        return self.sink.paused()
+
+    def begin(self, clause: str) -> None:
+        """``clause`` is about to be synthesised here: it counts as spoken once it is let through."""
+        if self.state == "released":
+            self.spoken.clauses.append(clause)
+        elif self.state == "held":
+            self._texts.append(clause)
+
+    def put(self, frame: AudioFrame, clause: str) -> None:
+        if self.state == "released":
+            self.sink.put(frame, clause)
+        elif self.state == "held":
+            self._frames.append((frame, clause))
+
+    def release(self) -> None:
+        self.state = "released"
+        self.spoken.clauses.extend(self._texts)
+        for frame, clause in self._frames:
+            self.sink.put(frame, clause)
+        self._frames, self._texts = [], []
+
+    def drop(self) -> None:
+        self.state = "dropped"
+        self._frames, self._texts = [], []
 
 
 class AnswerPipeline:
@@ -76,16 +127,29 @@ class AnswerPipeline:
         (duplex/answer_guard.py); when it finds an echo, the model is stopped and its replacement is said.
         """
         spoken = SpokenAnswer()
-        clauses: asyncio.Queue[str | None] = asyncio.Queue()
-        speaker = asyncio.create_task(self._speak_clauses(clauses, sink, cancel, spoken))
+        clauses: asyncio.Queue[_Clause | None] = asyncio.Queue()
+        held = _HeldAudio(sink, spoken) if guard else None
+        speaker = asyncio.create_task(self._speak_clauses(clauses, sink, held, cancel, spoken))
         chunker = ClauseChunker(first_phrase_words=self.first_phrase_words)
 
-        def release(ready: list[str]) -> None:
-            for clause in ready:
-                clauses.put_nowait(clause)
+        def settle() -> None:
+            """The guard has decided once it has: the held audio is played, or dropped for the replacement."""
+            if guard is None or held is None or not guard.decided or held.state != "held":
+                return
+            if guard.echoed:
+                held.drop()
+                clauses.put_nowait(_Clause(guard.replacement, held=False))
+            else:
+                held.release()
 
-        def through_guard(clause: str) -> list[str]:
-            return guard.push(clause) if guard else [clause]
+        def clause_ready(text: str) -> None:
+            undecided = guard is not None and not guard.decided
+            # A clause the guard may still hold is synthesised ahead all the same (into ``held``): if the
+            # guard lets it through, its audio is ready at once, and holding costs no synthesis time.
+            clauses.put_nowait(_Clause(text, held=undecided))
+            if undecided and guard is not None:
+                guard.push(text)
+                settle()
 
         try:
             pieces = iterate_in_thread(
@@ -106,17 +170,19 @@ class AnswerPipeline:
                 if on_text is not None:
                     on_text(piece)
                 for clause in chunker.push(piece):
-                    release(through_guard(clause))
+                    clause_ready(clause)
                 if guard:
-                    release(guard.see(spoken.text))
+                    guard.see(spoken.text)
+                    settle()
                     if guard.echoed:
                         break
             await pieces.aclose()  # after a break, the model stops at its next token
             if not (guard and guard.echoed):
                 for clause in chunker.flush():
-                    release(through_guard(clause))
+                    clause_ready(clause)
                 if guard:
-                    release(guard.flush())
+                    guard.flush()
+                    settle()
             clauses.put_nowait(None)
             await speaker
         except BaseException:
@@ -125,15 +191,21 @@ class AnswerPipeline:
             raise
         return spoken
 
-    async def _speak_clauses(self, clauses: asyncio.Queue[str | None], sink: SpeechSink, cancel: threading.Event,
-                             spoken: SpokenAnswer) -> None:
+    async def _speak_clauses(self, clauses: asyncio.Queue[_Clause | None], sink: SpeechSink,
+                             held: _HeldAudio | None, cancel: threading.Event, spoken: SpokenAnswer) -> None:
         while (clause := await clauses.get()) is not None:
+            if clause.held and held is not None and held.state == "dropped":
+                continue  # the guard found an echo: what it held is not said
             # Synthesise just ahead of playback, not the whole answer at once: when the user talks, the
             # listener's ASR needs the CPU, and an interrupted answer's unspoken audio is wasted work.
             while sink.paused() or sink.seconds_ahead() > self.lookahead_s:
                 await self.clock.sleep(THROTTLE_POLL_S)
-            spoken.clauses.append(clause)
-            await self.speak(clause, sink, cancel)
+            if clause.held and held is not None:
+                held.begin(clause.text)
+                await self.speak(clause.text, held, cancel)
+            else:  # queued only once the guard had decided, so after any held clause's audio
+                spoken.clauses.append(clause.text)
+                await self.speak(clause.text, sink, cancel)
 
     async def speak(self, text: str, sink: SpeechSink, cancel: threading.Event | None = None) -> float:
         """Synthesise ``text`` into ``sink``; returns the seconds of audio put there."""

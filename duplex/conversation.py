@@ -49,10 +49,13 @@ class Turn:
 
 
 class Conversation:
-    def __init__(self, system_prompt: str, token_budget: int = 1500,
-                 count_tokens: Callable[[str], int] = approximate_tokens, trim_to: float = 0.6) -> None:
+    def __init__(self, system_prompt: str, token_budget: int = 800,
+                 count_tokens: Callable[[str], int] = approximate_tokens, trim_to: float = 0.6,
+                 max_message_tokens: int | None = None) -> None:
+        """``max_message_tokens``: the longest one message may be (None: a third of the budget)."""
         self.system_prompt = system_prompt
         self.token_budget = token_budget
+        self._max_message_tokens = max_message_tokens
         self.count_tokens = lru_cache(maxsize=1024)(count_tokens)  # each message is counted once
         self.trim_to = trim_to
         self.turns: list[Turn] = []
@@ -60,8 +63,9 @@ class Conversation:
 
     @property
     def max_message_tokens(self) -> int:
-        """One message may take at most a third of the budget, so a long one never crowds out the rest."""
-        return self.token_budget // 3
+        """The longest one message may be (by default a third of the budget, so that one never crowds out the
+        rest); the newest question is sent whole even when it alone is over the budget's trimming target."""
+        return self._max_message_tokens or self.token_budget // 3
 
     def check_typed(self, text: str) -> str:
         """``text`` cleaned for the history; raises MessageTooLong (a ValueError) when it is too long."""

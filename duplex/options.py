@@ -41,7 +41,11 @@ class DuplexOptions:
     # many words: the voice starts a sentence sooner, at a small cost to that sentence's intonation (None: off)
     first_phrase_words: int | None = 4
     tts_lookahead_s: float = 2.5  # synthesise at most this far ahead of what is playing
-    history_token_budget: int = 1500
+    # The history sent with each question, in the model's tokens. Attention over a longer prompt slows every
+    # token: with 1500, first audio rose from 0.52 s to 0.71 s over a 30-minute soak; with 800 it stayed flat
+    # (0.54 / 0.53 s). 800 is ~5 turns of full answers, ~12 of short ones (docs/benchmarks.md, Soak).
+    history_token_budget: int = 800
+    max_message_tokens: int = 500  # the longest typed message (or turn) kept; longer typed text is refused
     llm_stall_s: float = 15.0  # no progress (a token, a block of prompt read) for this long: hung, restarted
     # Asking again (duplex/clarify.py): a spoken query heard too unsurely gets ``repeat_phrase``, not a guess.
     # whisper's mean token log-probability (None: not on confidence). -0.5 was chosen on the fitted voices

@@ -67,7 +67,8 @@ class DuplexSession:
             raise ValueError("a duplex session takes one WorkerModels (shared) or a pair (one per worker)")
         self.output = PlaybackBuffer(options.output_sample_rate, clock, publish, options.duck_gain)
         self.conversation = Conversation(system_prompt, options.history_token_budget,
-                                         count_tokens=pair[0].language_model.count_tokens)
+                                         count_tokens=pair[0].language_model.count_tokens,
+                                         max_message_tokens=options.max_message_tokens)
         generation = generation or GenerationOptions()
         self.workers = [Worker(name, m, self.bus, clock, self.output, generation, options.llm_stall_s,
                                options.tts_lookahead_s, options.first_phrase_words) for name, m in zip("AB", pair)]

@@ -148,3 +148,53 @@ async def test_speak_converts_to_the_sinks_rate_and_returns_the_seconds():
     kept = ListSink()
     await pipeline(WordsLLM("")).speak("two words", kept)
     assert kept.frames[0].sample_rate == BeepSynthesizer.sample_rate  # None: as the voice made it
+
+
+class TimedSynthesizer(BeepSynthesizer):
+    """Beeps, noting when each text's synthesis began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: dict[str, float] = {}
+
+    def synthesize(self, text):
+        self.started.setdefault(text, time.monotonic())
+        time.sleep(0.05)  # a voice takes a while to start
+        yield from super().synthesize(text)
+
+
+async def test_a_phrase_the_guard_holds_is_synthesised_meanwhile_and_put_only_once_let_through():
+    """Holding "The capital of France" until a word of the answer's own is written must not add the phrase's
+    synthesis time on top: its audio is made while the guard waits and put into the sink when it lets it go."""
+    from duplex.answer_guard import EchoGuard
+
+    synthesizer, sink, written = TimedSynthesizer(), ListSink(), {}
+    put_at: list[float] = []
+    original_put = sink.put
+
+    def timed_put(frame, clause):
+        put_at.append(time.monotonic())
+        original_put(frame, clause)
+
+    sink.put = timed_put
+    # The first phrase is cut at " the"; "city", the first word of its own, is known whole at " named".
+    llm = WordsLLM("The capital of France is the city named Paris.", delay_s=0.1)
+    guard = EchoGuard("What is the capital of France?", "Say again?")
+    spoken = await pipeline(llm, first_phrase_words=4, synthesizer=synthesizer).answer(
+        MESSAGES, sink, threading.Event(), on_text=lambda piece: written.setdefault(piece.strip(), time.monotonic()),
+        guard=guard)
+    assert synthesizer.started["The capital of France"] < written["named"]  # made while it was held
+    assert put_at[0] >= written["named"]  # ... and heard only once the answer said something of its own
+    assert sink.put_clauses == spoken.clauses == ["The capital of France", "is the city named Paris."]
+
+
+async def test_what_the_guard_drops_never_reaches_the_sink():
+    from duplex.answer_guard import EchoGuard
+
+    sink = ListSink()
+    llm = WordsLLM("But in thawman what are called? More words would follow here.", delay_s=0.02)
+    guard = EchoGuard("But in thawman what are called?", "Say again?")
+    spoken = await pipeline(llm, first_phrase_words=3, synthesizer=TimedSynthesizer()).answer(
+        MESSAGES, sink, threading.Event(), guard=guard)
+    assert guard.echoed
+    assert sink.put_clauses == spoken.clauses == ["Say again?"]

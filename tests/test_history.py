@@ -4,6 +4,7 @@ the prompt's prefix stable, typed-text limits, and failed turns dropped."""
 import pytest
 
 from duplex.conversation import Conversation, MessageTooLong
+from duplex.options import DuplexOptions
 from duplex.text import clean_text
 
 
@@ -46,6 +47,24 @@ def test_a_typed_message_too_long_in_real_tokens_is_refused_and_changes_nothing(
         conversation.check_typed("中" * 1000)
     assert conversation.turns == []
     assert conversation.check_typed("hi\ud800 there") == "hi there"
+
+
+def test_the_message_limit_can_be_set_apart_from_the_history_budget():
+    """The session keeps a short history (prompts stay fast) but still takes a long typed message whole."""
+    options = DuplexOptions()
+    conversation = Conversation("sys", token_budget=options.history_token_budget, count_tokens=words,
+                                max_message_tokens=options.max_message_tokens)
+    for k in range(40):
+        conversation.add_user(f"question {k} " + "word " * 20, 2 * k)
+        conversation.add_assistant("answer " * 30, 2 * k + 1)
+    long_text = conversation.check_typed("word " * (options.max_message_tokens - 10))
+    assert words(long_text) > options.history_token_budget // 3  # over the default share: the set limit holds
+    conversation.add_user(long_text, 100)
+    sent = conversation.messages()
+    assert sent[-1].content == long_text.strip()  # the newest question goes whole
+    assert sum(words(m.content) for m in sent) <= options.history_token_budget
+    with pytest.raises(MessageTooLong):
+        conversation.check_typed("word " * (options.max_message_tokens + 1))
 
 
 def test_a_spoken_or_answered_text_too_long_is_cut_to_its_share():
