@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from duplex.models import ChatMessage, approximate_tokens
 from duplex.text import clean_text
+from duplex.view_reference import latest_view
 
 # Said on the user's side, not appended to the cut answer: small models copy an end-of-answer marker into
 # their own later answers ("The answer... [interrupted by the user]").
@@ -42,7 +43,7 @@ class Turn:
     def as_message(self) -> ChatMessage:
         text = self.text
         if self.visual_context and self.about_view and self.role == "user":
-            text = f"{text}\n(The camera shows: {self.visual_context})"
+            text = f"{text}\n(The camera shows: {latest_view(self.visual_context)})"
         if self.interrupted:
             text = text + "…" if text else "…"
         return ChatMessage("assistant" if self.role == "assistant" else "user", text)

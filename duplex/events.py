@@ -112,6 +112,7 @@ class QueryHeard(Event):
     typed: bool = False
     interim: bool = False
     visual_context: str = ""  # what the camera showed around the question
+    view_just_shown: bool = False  # the view changed just before or while it was asked (something shown)
     avg_logprob: float | None = None  # whisper's confidence in the words (None: typed, or not known)
 
 

@@ -40,7 +40,7 @@ from duplex.playback import PlaybackBuffer, heard_text, heard_text_until
 from duplex.recovery import Recovery
 from duplex.state import asks_for_silence
 from duplex.tasks import BackgroundTasks
-from duplex.view_reference import about_view
+from duplex.view_reference import about_view, latest_view
 from duplex.worker import Worker
 
 NEXT_QUESTION_TOKENS = 100  # room kept for the next question when the history is read ahead after an answer
@@ -81,7 +81,7 @@ class Floor:
                 self.interrupt("user query (interim decision)")
             else:
                 self.take(self.worker(event.worker), event.text, event.from_time, event.typed, event.visual_context,
-                          event.avg_logprob)
+                          event.avg_logprob, event.view_just_shown)
         elif isinstance(event, PlaybackStopped) and event.reason is PlaybackReason.FINISHED:
             turn = self.turn
             if turn is not None and turn.turn_id == event.turn_id and not turn.closed:
@@ -109,7 +109,7 @@ class Floor:
     # --- taking the floor ----------------------------------------------------------------------------
 
     def take(self, worker: Worker, question: str, from_time: float, typed: bool = False,
-             visual_context: str = "", avg_logprob: float | None = None) -> None:
+             visual_context: str = "", avg_logprob: float | None = None, view_just_shown: bool = False) -> None:
         """``worker`` heard a query: stop whatever is being said, then it answers and the other listens."""
         if asks_for_silence(question):  # "Stop.": be quiet and listen; the words stay in the history
             self.interrupt("user asked for silence")
@@ -126,7 +126,7 @@ class Floor:
         # The view reaches the model only with a question about it: a small model repeats what it is shown.
         options = self.options
         shown = bool(visual_context) and about_view(question, self.conversation.last_view_question_time(),
-                                                    from_time, options.vision_follow_up_s)
+                                                    from_time, options.vision_follow_up_s, view_just_shown)
         # Too unsure of the words to answer: ask again (the question and the request stay in the history).
         unsure = repeat_reason(question, avg_logprob, typed, options.repeat_below_logprob,
                                options.repeat_lone_function_word)
@@ -137,7 +137,7 @@ class Floor:
         self.publish(TurnStarted(time=self.clock.now(), worker=worker.name, turn_id=turn_id, question=question,
                                  from_time=from_time, view_in_prompt=shown, asks_to_repeat=unsure))
         # Then it goes in the system prompt too, where even a small model heeds it.
-        seen = f"The user's camera shows: {visual_context}" if shown else ""
+        seen = f"The user's camera shows: {latest_view(visual_context)}" if shown else ""
         messages = [] if unsure else self.conversation.messages(extra_system=seen)  # asking again needs no prompt
         guard = EchoGuard(question, options.repeat_phrase) if options.echo_guard and not typed else None
         worker.start_answer(turn_id, messages, self._answer_done, fixed_text=options.repeat_phrase if unsure else None,

@@ -61,6 +61,7 @@ class Hearing:
         if settle_vision:  # a frame shown while asking may still be being analysed
             await self.vision.settle(segment.onset, end, self.options.vision_wait_s)
         segment.visual_context = self.vision.context(segment.onset, end)
+        segment.view_just_shown = self.vision.newly_shown(segment.onset, end)
         audio_frames, vad_frames = heard or (None, None)
         evidence = SegmentEvidence(
             audio_16k=segment.samples(audio_frames), transcript=transcript,

@@ -67,6 +67,9 @@ class DuplexOptions:
     vision_max_input_pixels: int = 40_000_000  # larger frames are refused with a log line (a broken source)
     vision_change_threshold: float = 0.04  # mean absolute change (0-1) below which a frame counts as unchanged
     vision_context_s: float = 3.0  # frames this long before the user began speaking belong to the query
+    # A view that changed this long before the user began speaking (or while they spoke) was just shown: a
+    # question about "it" then is about the view (duplex/view_reference.py)
+    vision_shown_s: float = 3.0
     vision_context_max_age_s: float = 30.0  # an older last frame is no longer taken for what the camera shows
     vision_follow_up_s: float = 30.0  # a short follow-up this soon after a question about the view is one too
     vision_wait_s: float = 0.5  # a query waits this long at most for a frame still being analysed

@@ -91,6 +91,7 @@ class Segment:
     state: SegmentState = SegmentState.SPEAKING
     echo_shares: list[float] = field(default_factory=list)  # of the voiced frames heard while output played
     visual_context: str = ""  # what the camera showed around this segment, as the decision saw it
+    view_just_shown: bool = False  # the view changed just before or while it was spoken
     pause_at: float | None = None  # when the current pause began (identifies it)
     heard_at_pause: Heard | None = None  # what the decision listens to: the segment as it was at the pause
     end: float | None = None

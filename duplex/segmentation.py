@@ -229,7 +229,8 @@ class Segmentation:
         if query and transcript is not None:
             self.publish(QueryHeard(time=self.clock.now(), worker=segment.listener.name, segment_id=segment.id,
                                     text=transcript.text, from_time=end or 0.0,
-                                    visual_context=segment.visual_context, avg_logprob=transcript.avg_logprob))
+                                    visual_context=segment.visual_context, view_just_shown=segment.view_just_shown,
+                                    avg_logprob=transcript.avg_logprob))
         else:
             self.publish(SpeechDismissed(time=self.clock.now(), segment_id=segment.id, reason="not a query"))
 

@@ -235,4 +235,5 @@ class DuplexSession:
                                       text=text))
         await self.vision.settle(now, now, self.options.vision_wait_s)
         self.bus.publish(QueryHeard(time=self.clock.now(), worker=self.floor.listener.name, segment_id=-1, text=text,
-                                    from_time=now, typed=True, visual_context=self.vision.context(now, now)))
+                                    from_time=now, typed=True, visual_context=self.vision.context(now, now),
+                                    view_just_shown=self.vision.newly_shown(now, now)))

@@ -31,6 +31,20 @@ POINTING_AT_TIME = re.compile(
 FOLLOW_UP_WORDS = frozenset("it its they them their that one ones".split())
 FOLLOW_UP_OPENINGS = re.compile(r"^(and|also|what about|how about|so)\b")
 FOLLOW_UP_MAX_WORDS = 10  # a longer question says what it is about
+# "it" that stands for nothing: the time, the weather, how things go.
+EMPTY_IT = re.compile(
+    r"\b(what time is it|is it (going to|gonna|raining|snowing|sunny|cloudy|windy|cold|hot|warm|late|early"
+    r"|true|ok|okay)|it (is|s) (raining|snowing|sunny|cloudy|windy|cold|hot|warm|late|early)|how (is|s) it going"
+    r"|is it possible)\b")
+
+
+MOMENT_BEFORE = " (a moment before: "  # how ``VisionInput.context`` joins the view before a change
+
+
+def latest_view(context: str) -> str:
+    """The newest view of a ``VisionInput.context``: what the answer's prompt is shown. The earlier one stays
+    for the decision and the history; given both, the small model read them out mixed, and on and on."""
+    return context.split(MOMENT_BEFORE, 1)[0]
 
 
 def _plain(question: str) -> str:
@@ -45,18 +59,27 @@ def points_at_view(question: str) -> bool:
 
 
 def follows_up(question: str) -> bool:
-    """A short question that leans on the one before it."""
+    """A short question that leans on the one before it (or on a thing just shown). "What time is it?" does
+    not: its "it" stands for nothing."""
     text = _plain(question)
     words = text.split()
-    if not words or len(words) > FOLLOW_UP_MAX_WORDS:
+    if not words or len(words) > FOLLOW_UP_MAX_WORDS or EMPTY_IT.search(text):
         return False
     return bool(FOLLOW_UP_OPENINGS.match(text) or set(words) & FOLLOW_UP_WORDS)
 
 
-def about_view(question: str, last_about_view_at: float | None, now: float, follow_up_s: float) -> bool:
-    """``question`` is about the view: it points at it, or it follows up, within ``follow_up_s``, on a
-    question that was (``last_about_view_at``: when that one was asked; None when none was)."""
+def asks_about_a_thing(question: str) -> bool:
+    """A short question about a thing it does not name ("what is it?", "is it ripe?"): what a person asks of
+    something they hold up. Not "what time is it?" or "is it raining?", where "it" stands for nothing."""
+    return follows_up(question)
+
+
+def about_view(question: str, last_about_view_at: float | None, now: float, follow_up_s: float,
+               just_shown: bool = False) -> bool:
+    """``question`` is about the view: it points at it, it follows up, within ``follow_up_s``, on a question
+    that was (``last_about_view_at``: when that one was asked; None when none was), or the view has just
+    changed (``just_shown``) and it asks about a thing it does not name."""
     if points_at_view(question):
         return True
     recent = last_about_view_at is not None and now - last_about_view_at <= follow_up_s
-    return recent and follows_up(question)
+    return (recent and follows_up(question)) or (just_shown and asks_about_a_thing(question))

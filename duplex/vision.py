@@ -35,6 +35,7 @@ from duplex.clock import Clock
 from duplex.events import ErrorEvent, Event, VisionDescribed, VisionFrame, VisionStale
 from duplex.models import FrameDescriber
 from duplex.options import DuplexOptions
+from duplex.view_reference import MOMENT_BEFORE
 
 RawFrame = np.ndarray | bytes  # pixels, or an encoded image decoded on the vision thread
 
@@ -263,8 +264,17 @@ class VisionInput:
             if len(texts) == 2:
                 break
         if len(texts) == 2:
-            return f"{texts[0]} (a moment before: {texts[1]})"
+            return f"{texts[0]}{MOMENT_BEFORE}{texts[1]})"
         return texts[0] if texts else ""
+
+    def newly_shown(self, start: float, end: float) -> bool:
+        """The view changed around a query spoken from ``start`` to ``end``: a frame from ``vision_shown_s``
+        before it began to its end is described otherwise than the frame before it (the user showed
+        something, or moved it into view). The camera's first view is not a change."""
+        described = [f for f in self.frames if f.description]
+        earliest = start - self.options.vision_shown_s
+        return any(earliest <= later.time <= end and later.description != earlier.description
+                   for earlier, later in zip(described, described[1:]))
 
     # --- a camera that stops ---------------------------------------------------------------------
 

@@ -40,3 +40,30 @@ def test_a_short_follow_up_soon_after_a_view_question_is_about_the_view_too():
     assert not about_view("And what colour is it?", last_about_view_at=None, now=20.0, follow_up_s=30.0)
     long_one = "And how long does it take to fly from London to New York on a normal day?"
     assert not about_view(long_one, last_about_view_at=10.0, now=20.0, follow_up_s=30.0)
+
+
+HELD_UP = ["What is it?", "Is it ripe?", "How old is it?", "What are they?", "Is that one broken?",
+           "Can I eat it?"]
+EMPTY_IT_QUESTIONS = ["What time is it?", "Is it going to rain tomorrow?", "Is it raining outside?",
+                      "How's it going?", "Is it cold today?", "Is it possible to learn French in a month?"]
+
+
+@pytest.mark.parametrize("question", HELD_UP)
+def test_a_question_about_an_unnamed_thing_just_shown_is_about_the_view(question):
+    assert not points_at_view(question)
+    assert about_view(question, None, 0.0, 30.0, just_shown=True)
+    assert not about_view(question, None, 0.0, 30.0, just_shown=False)  # nothing shown: nothing to see
+
+
+@pytest.mark.parametrize("question", EMPTY_IT_QUESTIONS + NOT_ABOUT_THE_VIEW)
+def test_a_view_just_changed_does_not_bring_it_to_other_questions(question):
+    assert not about_view(question, None, 0.0, 30.0, just_shown=True)
+    assert not about_view(question, last_about_view_at=0.0, now=5.0, follow_up_s=30.0)  # nor a follow-up
+
+
+def test_the_prompt_is_shown_the_newest_view_only():
+    from duplex.view_reference import MOMENT_BEFORE, latest_view
+
+    assert latest_view(f'Text in view: "BANANA BREAD".{MOMENT_BEFORE}A bright view, mostly red.)') == \
+        'Text in view: "BANANA BREAD".'
+    assert latest_view("A bright view.") == "A bright view."

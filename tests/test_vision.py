@@ -203,6 +203,20 @@ async def test_context_takes_the_frames_around_the_query():
     await vision.close()
 
 
+async def test_a_view_that_changed_just_before_a_query_was_just_shown():
+    vision, events, clock = make_input(CountingDescriber(), vision_idle_interval_s=0.0, vision_shown_s=2.0,
+                                       vision_context_max_age_s=60.0)
+    for level in (20, 20, 120):  # frames at 0, 1 and 2 s: the same grey twice, then something else
+        vision.push(solid(level), None)
+        await until(lambda: not vision._busy)
+        await clock.advance(1.0)
+    assert vision.newly_shown(3.0, 4.0)  # the change at 2 s came 1 s before the query began
+    assert vision.newly_shown(1.5, 2.5)  # ... or while it was spoken
+    assert not vision.newly_shown(5.0, 6.0)  # 3 s before: the view has simply been there
+    assert not vision.newly_shown(0.5, 1.5)  # the first view and an unchanged one are not a change
+    await vision.close()
+
+
 # --- through a session ------------------------------------------------------------------------------
 
 class RecordingDecider(KeywordDecider):
@@ -212,6 +226,24 @@ class RecordingDecider(KeywordDecider):
     def decide(self, evidence):
         self.visual_contexts.append(evidence.visual_context)
         return super().decide(evidence)
+
+
+async def test_a_thing_held_up_before_a_question_about_it_reaches_the_prompt():
+    """"Is it ripe?" right after a new view: about the view; "What time is it?" after one, and "Is it ripe?"
+    long after the view last changed, are not."""
+    llm, log = ScriptedLLM(extra_words=3), EventLog()
+    session = DuplexSession(WorkerModels(PitchRecognizer(), llm, BeepSynthesizer()), KeywordDecider(), EnergyVad,
+                            DuplexOptions(output_sample_rate=16000, vision_idle_interval_s=0.5,
+                                          vision_follow_up_s=4.0), event_log=log, vision=CountingDescriber())
+    timeline = Timeline(1.0).add_image(0.2, solid(40)).add_image(2.0, solid(160))  # something held up at 2 s
+    timeline.add_text(3.0, "Is it ripe?").add_text(6.0, "What time is it?").add_image(7.0, solid(90))
+    timeline.add_text(8.0, "What time is it?").add_text(20.0, "Is it ripe?")
+    async with session:
+        await run_timeline(session, timeline, tail_s=3.0)
+    started = log.of_kind("TurnStarted")
+    assert [(t["question"], t["view_in_prompt"]) for t in started] == [
+        ("Is it ripe?", True), ("What time is it?", False), ("What time is it?", False), ("Is it ripe?", False)]
+    assert [q["view_just_shown"] for q in log.of_kind("QueryHeard")] == [True, False, True, False]
 
 
 async def test_the_view_reaches_the_decision_and_the_history_and_the_prompt_only_when_asked_about():
