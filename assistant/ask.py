@@ -21,7 +21,7 @@ from audio.frames import AudioFrame
 from audio.vad import trim_to_speech
 from duplex.answer import AnswerPipeline
 from duplex.clock import RealClock
-from duplex.models import ChatMessage, GenerationOptions, SpeechSynthesizer
+from duplex.models import ChatMessage, SpeechSynthesizer
 
 
 class NoSpeechError(ValueError):
@@ -60,7 +60,7 @@ def speak_answer(stack: ModelStack, question: str, config: AssistantConfig,
     """The sessions' answer pipeline with its audio kept, not played. ``tts_s`` overlaps ``llm_s``: the
     voice speaks one clause while the model writes the next."""
     messages = [ChatMessage("system", config.llm.system_prompt), *(history or []), ChatMessage("user", question)]
-    generation = GenerationOptions(max_tokens=config.llm.max_answer_tokens, temperature=config.llm.temperature)
+    generation = config.llm.generation()
     synthesizer = _TimedSynthesizer(stack.synthesizer)
     options = config.duplex
     pieces: list[str] = []

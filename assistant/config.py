@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from duplex.models import GenerationOptions
 from duplex.options import DuplexOptions
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -50,7 +51,13 @@ class LLMConfig:
     kv_cache_f32: bool = True  # llama.cpp: f32 attention cache (see llama_cpp_backend.py for why)
     max_answer_tokens: int = 120
     temperature: float = 0.0
+    repeat_penalty: float = 1.0  # llama.cpp / transformers; > 1 discourages saying the same words again
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+    def generation(self) -> GenerationOptions:
+        """The decoding settings every answer uses (sessions and ``assistant ask`` alike)."""
+        return GenerationOptions(max_tokens=self.max_answer_tokens, temperature=self.temperature,
+                                 repeat_penalty=self.repeat_penalty)
 
 
 @dataclass

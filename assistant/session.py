@@ -10,7 +10,7 @@ from assistant.backends import ModelStack, load_describer, load_stack, load_vad
 from assistant.config import AssistantConfig, ConfigError
 from duplex.bus import EventLog
 from duplex.clock import Clock
-from duplex.models import GenerationOptions, StateDecider, WorkerModels
+from duplex.models import StateDecider, WorkerModels
 from duplex.session import DuplexSession
 
 
@@ -59,5 +59,5 @@ class AssistantModels:
             models = (shared, worker_models(self.second_stack))
         return DuplexSession(
             models, self.decider, lambda: load_vad(config.vad), options, system_prompt=config.llm.system_prompt,
-            generation=GenerationOptions(max_tokens=config.llm.max_answer_tokens, temperature=config.llm.temperature),
+            generation=config.llm.generation(),
             clock=clock, event_log=EventLog(event_log_path, keep=keep_event_records), vision=self.describer)

@@ -20,6 +20,7 @@ Per voice and condition it prints:
   echoes       the answer adds next to nothing to the words heard (>= 85 % of its words are among them)
   misheard     the transcript misses a content word of the question (a word of 4+ letters; digits written out)
   say again    the answer asks the user to repeat (short phrases like "say that again", "repeat")
+  repeats      the answer says the same four words twice (decoding caught in a loop)
 Voices: the state head was fitted on piper:joe, espeak:en-us and espeak:en-gb+f3 (duplex/state/corpus.py);
 espeak:en-gb-scotland and espeak:en-029 are held out of every fit, so their rows come first.
 """
@@ -109,7 +110,15 @@ def judge(outcome: Outcome) -> dict[str, bool]:
         "no_turn": not outcome.heard,
         "misheard": bool(outcome.transcript) and bool(content - heard),
         "say_again": outcome.asked_again or bool(SAY_AGAIN.search(answer)),
+        "repeats": repeats_itself(answer_words),
     }
+
+
+def repeats_itself(answer_words: list[str], n: int = 4) -> bool:
+    """The answer says the same four words twice ("a bright view, mostly yellow, with a bright view, mostly
+    yellow"): greedy decoding caught in a loop."""
+    grams = [tuple(answer_words[i:i + n]) for i in range(len(answer_words) - n + 1)]
+    return len(grams) != len(set(grams))
 
 
 def scenario_text(question: Question, condition: str, audio: Path | None) -> str:
@@ -203,7 +212,8 @@ def table(outcomes: list[Outcome], voices: list[str], conditions: list[str]) -> 
                 continue
             row: dict = {"voice": voice, "held_out": voice in HELD_OUT_VOICES, "condition": condition,
                          "n": len(group)}
-            for flag in ("answered", "no_turn", "accepted", "parrots_view", "echoes", "misheard", "say_again"):
+            for flag in ("answered", "no_turn", "accepted", "parrots_view", "echoes", "misheard", "say_again",
+                         "repeats"):
                 row[flag] = sum(o.flags[flag] for o in group) / len(group)
             heard_right = [o for o in group if o.transcript and not o.flags["misheard"]]
             row["accepted_when_heard_right"] = (statistics.mean(o.flags["accepted"] for o in heard_right)
@@ -271,13 +281,14 @@ def main(argv=None) -> int:
     outcomes = asyncio.run(run(args))
     rows = table(outcomes, args.voices, args.conditions)
     print("\n| voice | condition | n | answered | no turn | accepted | accepted, heard right | parrots view | "
-          "echoes | misheard | say again |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "echoes | misheard | say again | repeats itself |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         heard_right = "-" if r["accepted_when_heard_right"] is None else f"{r['accepted_when_heard_right']:.0%}"
         print(f"| {r['voice']}{' (held out)' if r['held_out'] else ''} | {r['condition']} | {r['n']} | "
               f"{r['answered']:.0%} | {r['no_turn']:.0%} | {r['accepted']:.0%} | {heard_right} | "
-              f"{r['parrots_view']:.0%} | {r['echoes']:.0%} | {r['misheard']:.0%} | {r['say_again']:.0%} |")
+              f"{r['parrots_view']:.0%} | {r['echoes']:.0%} | {r['misheard']:.0%} | {r['say_again']:.0%} | "
+              f"{r['repeats']:.0%} |")
     print("\nWhisper's confidence as a 'say again' signal (spoken questions transcribed): share flagged"
           " below each mean log-probability, of the misheard and of the heard-right ones")
     print("| voices | misheard / heard right | " + " | ".join(f"< {t}" for t in LOGPROB_STEPS) + " |")

@@ -70,6 +70,7 @@ class GenerationOptions:
     temperature: float = 0.0  # greedy by default: replays and tests stay reproducible
     top_p: float = 1.0
     stop: tuple[str, ...] = field(default_factory=tuple)
+    repeat_penalty: float = 1.0  # > 1 makes tokens already in the text less likely (1.0: off)
 
 
 def approximate_tokens(text: str) -> int:

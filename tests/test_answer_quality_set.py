@@ -42,3 +42,10 @@ def test_a_scenario_puts_the_view_in_only_where_the_condition_asks(tmp_path):
     assert "label_banana_bread.png" in scenario_text(general, "unrelated", None)
     assert "label_banana_bread.png" in scenario_text(label, "about", tmp_path / "q.wav")
     assert "audio:" in scenario_text(label, "about", tmp_path / "q.wav")
+
+
+def test_the_judge_tells_an_answer_caught_in_a_loop():
+    from benchmarks.answer_quality import repeats_itself, words
+
+    assert repeats_itself(words("The camera shows a bright view, mostly yellow, with a bright view, mostly yellow."))
+    assert not repeats_itself(words("The capital of France is Paris, and Paris is its largest city."))

@@ -82,6 +82,20 @@ def test_llama_cpp_prepare_reads_the_history_ahead_so_the_next_answer_reads_only
     assert "".join(warm).strip()
 
 
+LONGER = [ChatMessage("system", "You are a helpful assistant."),
+          ChatMessage("user", "Tell me about the moon and the tides.")]
+
+
+def test_a_repeat_penalty_reaches_both_backends_decoding(language_model, transformers_model):
+    """Greedy decoding is deterministic: the same prompt with a strong penalty on words already said (the
+    moon, the tides, "the") must come out otherwise."""
+    for model in (language_model, transformers_model):
+        plain = "".join(model.stream_chat(LONGER, GenerationOptions(max_tokens=40)))
+        again = "".join(model.stream_chat(LONGER, GenerationOptions(max_tokens=40)))
+        penalised = "".join(model.stream_chat(LONGER, GenerationOptions(max_tokens=40, repeat_penalty=2.0)))
+        assert plain == again and penalised != plain, (model, plain, penalised)
+
+
 @pytest.fixture(scope="module")
 def transformers_model():
     from assistant.llm.transformers_backend import TransformersModel

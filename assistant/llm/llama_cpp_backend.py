@@ -109,6 +109,7 @@ class LlamaCppModel:
                               messages=[{"role": m.role, "content": m.content}  # type: ignore[misc]
                                         for m in messages], stream=True,
                               max_tokens=options.max_tokens, temperature=options.temperature, top_p=options.top_p,
+                              repeat_penalty=options.repeat_penalty,
                               stop=list(options.stop) or None))
             try:
                 for chunk in stream:

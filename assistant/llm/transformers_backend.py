@@ -70,6 +70,8 @@ class TransformersModel:
                           pad_token_id=self.tokenizer.eos_token_id)
             if sampling:
                 kwargs.update(temperature=options.temperature, top_p=options.top_p)
+            if options.repeat_penalty != 1.0:
+                kwargs.update(repetition_penalty=options.repeat_penalty)
             errors: list[BaseException] = []
 
             def generate() -> None:
