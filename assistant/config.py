@@ -39,6 +39,12 @@ class ASRConfig:
     beam_size: int = 1
 
 
+# Decoding measured for the bundled SmolLM2-135M (docs/benchmarks.md, Answer quality, 2026-12-04): greedy
+# decoding looped in 8 % of its answers ("Antarctica, Antarctica, Antarctica"); a repeat penalty of 1.2 left
+# none and the accepted answers as they were. Another model gets its own entry once measured.
+BUNDLED_DECODING: dict[str, float] = {"repeat_penalty": 1.2}
+
+
 @dataclass
 class LLMConfig:
     backend: str = "llama-cpp"  # or "transformers", "openai"
@@ -51,13 +57,17 @@ class LLMConfig:
     kv_cache_f32: bool = True  # llama.cpp: f32 attention cache (see llama_cpp_backend.py for why)
     max_answer_tokens: int = 120
     temperature: float = 0.0
-    repeat_penalty: float = 1.0  # llama.cpp / transformers; > 1 discourages saying the same words again
+    # llama.cpp / transformers; > 1 discourages saying the same words again. None: the model's own measured
+    # setting (``BUNDLED_DECODING`` for the bundled model; 1.0, off, for any other until measured)
+    repeat_penalty: float | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
     def generation(self) -> GenerationOptions:
         """The decoding settings every answer uses (sessions and ``assistant ask`` alike)."""
+        measured = BUNDLED_DECODING if not self.model else {}
+        penalty = self.repeat_penalty if self.repeat_penalty is not None else measured.get("repeat_penalty", 1.0)
         return GenerationOptions(max_tokens=self.max_answer_tokens, temperature=self.temperature,
-                                 repeat_penalty=self.repeat_penalty)
+                                 repeat_penalty=penalty)
 
 
 @dataclass

@@ -58,3 +58,16 @@ def test_an_optional_number_is_set_from_text_and_switched_off_again():
     assert config.duplex.repeat_below_logprob == -0.9
     config.set("duplex.repeat_below_logprob", "none")
     assert config.duplex.repeat_below_logprob is None
+
+
+def test_decoding_is_the_bundled_models_measured_setting_unless_set():
+    from assistant.config import BUNDLED_DECODING, AssistantConfig
+
+    config = AssistantConfig()
+    assert config.llm.generation().repeat_penalty == BUNDLED_DECODING["repeat_penalty"] > 1.0
+    config.set("llm.repeat_penalty", "1.05")
+    assert config.llm.generation().repeat_penalty == 1.05
+    other = AssistantConfig()
+    other.set("llm.model", "/models/another.gguf")  # not measured: decoded plainly
+    assert other.llm.generation().repeat_penalty == 1.0
+    assert other.llm.generation().max_tokens == other.llm.max_answer_tokens
