@@ -92,9 +92,14 @@ def words(text: str) -> list[str]:
     return [NUMBER_WORDS.get(int(w), w) if w.isdigit() and int(w) <= 20 else w for w in found]
 
 
+def misheard(said: str, heard: str) -> bool:
+    """The transcript ``heard`` misses a content word (4+ letters) of what was ``said`` (nothing heard: no)."""
+    content = {w for w in words(said) if len(w) >= 4}
+    return bool(heard.strip()) and bool(content - set(words(heard)))
+
+
 def judge(outcome: Outcome) -> dict[str, bool]:
     answer, question = outcome.answer.lower(), outcome.question
-    content = {w for w in words(question.text) if len(w) >= 4}
     heard = set(words(outcome.transcript))
     answer_words = words(answer)
     # an echo adds next to nothing to the words heard ("But in thawman what are called?" answered by itself)
@@ -108,7 +113,7 @@ def judge(outcome: Outcome) -> dict[str, bool]:
         "parrots_view": question.about == "general" and outcome.condition != "off" and bool(view_words),
         "echoes": echo,
         "no_turn": not outcome.heard,
-        "misheard": bool(outcome.transcript) and bool(content - heard),
+        "misheard": misheard(question.text, outcome.transcript),
         "say_again": outcome.asked_again or bool(SAY_AGAIN.search(answer)),
         "repeats": repeats_itself(answer_words),
     }

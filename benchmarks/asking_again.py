@@ -30,17 +30,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.answer_quality import load_questions, words  # noqa: E402
+from benchmarks.answer_quality import load_questions, misheard  # noqa: E402
 
 FITTED_VOICES = ("piper:joe", "espeak:en-us", "espeak:en-gb+f3")
 HELD_OUT_VOICES = ("espeak:en-gb-scotland", "espeak:en-029")
 FEATURES = ("avg_logprob", "no_speech_prob", "compression_ratio", "log_words", "unknown_share")
 GOAL_ASKED_AGAIN = 0.03  # of rightly heard questions
-
-
-def misheard(said: str, heard: str) -> bool:
-    content = {w for w in words(said) if len(w) >= 4}
-    return bool(heard.strip()) and bool(content - set(words(heard)))
 
 
 def shape_figures(text: str, count_tokens) -> dict[str, float]:
@@ -84,8 +79,8 @@ def collect(args) -> list[dict]:
         print(f"  {voice}: {len(texts)} heard in {time.monotonic() - started:.0f} s", flush=True)
     data_dir = find_data_dir()
     if data_dir is not None:
-        for recording in english_transcribed(load_manifest(data_dir)) + english_transcribed(
-                load_manifest(data_dir), kind="noisy_speech"):
+        recordings = load_manifest(data_dir)
+        for recording in english_transcribed(recordings) + english_transcribed(recordings, kind="noisy_speech"):
             audio = read_audio(recording.path).convert(sample_rate=16000, channels=1,
                                                        dtype=np.float32).mono_float32()
             hear(audio, recording.transcript, f"real:{recording.group}")
